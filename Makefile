@@ -1,0 +1,33 @@
+# `make demo` and `make test` do all the set-up on a fresh machine (Python 3.10+ with venv).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# DDS stays on loopback, and each make run gets a domain of its own so parallel runs never hear each other.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell $(PYTHON) -c 'import os; print(1 + os.getpid() % 100)')
+export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
+
+.PHONY: venv test demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py package.xml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q test
+
+demo: $(STAMP)
+	$(VENV)/bin/ttt-perception demo
+
+bench: $(STAMP)
+	$(VENV)/bin/ttt-perception bench accuracy --quick
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache
