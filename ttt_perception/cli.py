@@ -1,2 +1,84 @@
-def main():
-    print("cli")
+"""The ``ttt-perception`` command: one tool, a subcommand per job (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="joint training (main loss + rotation loss); writes a checkpoint",
+                                   description="Train a Y-shaped model and write one checkpoint file.")
+    parser.add_argument("--task", choices=("detector", "classifier"), default="detector")
+    parser.add_argument("--out", help="checkpoint path (default: the cache, or the package with --default)")
+    parser.add_argument("--default", action="store_true",
+                        help="write the packaged default model (ttt_perception/models/TASK.pt)")
+    parser.add_argument("--rotation-weight", type=float, help="weight of the rotation loss (0: source-only baseline)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--coco", help="train on your own COCO JSON (detector)")
+    parser.add_argument("--images", help="image folder of the COCO JSON (default: next to it)")
+    parser.add_argument("--image-folder", help="train on your own images, one sub-folder per class (classifier)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    from dataclasses import replace
+
+    from .checkpoint import save_checkpoint
+    from .default_models import PACKAGED_DIR, RECIPES, cache_dir
+    from .devices import resolve_device
+    from .model import build_model
+    from .training import train_joint, training_metadata
+
+    recipe = RECIPES[args.task]
+    train_config = recipe.train
+    if args.rotation_weight is not None:
+        train_config = replace(train_config, rotation_weight=args.rotation_weight)
+    if args.epochs is not None:
+        train_config = replace(train_config, epochs=args.epochs)
+    model_config = recipe.model
+    if args.coco or args.image_folder:
+        from .user_data import load_coco, load_image_folder
+
+        if args.coco:
+            data, names = load_coco(args.coco, args.images, size=model_config.input_size)
+        else:
+            data, names = load_image_folder(args.image_folder, size=model_config.input_size)
+        model_config = replace(model_config, num_classes=len(names), class_names=tuple(names))
+        description = f"user data {args.coco or args.image_folder}"
+    else:
+        from .data import make_classification_frames, make_detection_frames
+
+        make = make_detection_frames if args.task == "detector" else make_classification_frames
+        data = make("train", recipe.train_frames, size=model_config.input_size, seed=train_config.seed)
+        description = f"{args.task} frames, split train, {recipe.train_frames} frames"
+    model = build_model(model_config, seed=train_config.seed)
+    history = train_joint(model, data, train_config, device=resolve_device(args.device))
+    out = args.out or (PACKAGED_DIR if args.default else cache_dir()) / f"{args.task}.pt"
+    path = save_checkpoint(model.cpu(), out, training_metadata(train_config, history, description))
+    last = history[-1]
+    print(f"wrote {path}: main loss {last['main_loss']:.4f}, rotation loss {last['rotation_loss']:.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .bench.cli import add_bench_parser
+
+    parser = argparse.ArgumentParser(prog="ttt-perception", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train(subparsers)
+    add_bench_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

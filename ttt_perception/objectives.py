@@ -1,0 +1,93 @@
+"""Self-supervised objectives computed on one frame: rotation prediction (TTT) and entropy (Tent)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model import ROTATION_CLASSES, YNet
+
+OBJECTIVES = ("rotation", "entropy")
+PARAMETER_SETS = ("auto", "extractor", "norm")
+
+
+def rotate_quarters(images: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
+    """Rotate each square image (N, C, S, S) by its own number of quarter turns."""
+    out = torch.empty_like(images)
+    for k in range(ROTATION_CLASSES):
+        chosen = quarters == k
+        if bool(chosen.any()):
+            out[chosen] = torch.rot90(images[chosen], k, dims=(2, 3))
+    return out
+
+
+def augmented_copies(image: torch.Tensor, count: int, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """``count`` copies of one image (C, S, S): copy 0 plain, the rest random shifted crops and flips.
+
+    Random offsets come from a CPU generator; pixels never leave the image's device.
+    """
+    size = image.shape[-1]
+    padded = F.pad(image[None], (pad, pad, pad, pad), mode="reflect")[0]
+    offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator).tolist()
+    flips = torch.rand(count, generator=generator).lt(0.5).tolist()
+    copies = [image]
+    for (dy, dx), flip in zip(offsets[1:], flips[1:]):
+        crop = padded[:, dy:dy + size, dx:dx + size]
+        copies.append(torch.flip(crop, dims=(2,)) if flip else crop)
+    return torch.stack(copies)
+
+
+def rotation_batch(image: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """Rotated copies and their labels; the first four are the plain image at 0/90/180/270 degrees."""
+    count = max(batch_size, ROTATION_CLASSES)
+    groups = -(-count // ROTATION_CLASSES)
+    copies = augmented_copies(image, groups, generator)
+    copies = copies.repeat_interleave(ROTATION_CLASSES, dim=0)[:count]
+    labels = torch.arange(count, device=image.device) % ROTATION_CLASSES
+    return rotate_quarters(copies, labels), labels
+
+
+def plain_rotations(image: torch.Tensor):
+    """The frame at the four rotations, with labels: the probe for the self-supervised loss."""
+    labels = torch.arange(ROTATION_CLASSES, device=image.device)
+    return rotate_quarters(image[None].expand(ROTATION_CLASSES, -1, -1, -1), labels), labels
+
+
+def rotation_loss_per_sample(model: YNet, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model.rotation_logits(images), labels, reduction="none")
+
+
+def class_distribution(output) -> torch.Tensor:
+    """Per-sample (classifier) or per-cell (detector) class probabilities, shape (M, C), and weights (M,)."""
+    if isinstance(output, dict):
+        heat = torch.sigmoid(output["heatmap"])  # (N, C, G, G)
+        cells = heat.permute(0, 2, 3, 1).reshape(-1, heat.shape[1])
+        weights = cells.max(dim=1).values.detach()
+        return cells / cells.sum(dim=1, keepdim=True).clamp(min=1e-8), weights
+    probs = torch.softmax(output, dim=1)
+    return probs, torch.ones(probs.shape[0], device=probs.device)
+
+
+def entropy_loss(model: YNet, images: torch.Tensor) -> torch.Tensor:
+    """Tent's objective: mean prediction entropy (detector: per cell, weighted by its objectness)."""
+    probs, weights = class_distribution(model(images))
+    entropy = -(probs * torch.log(probs.clamp(min=1e-8))).sum(dim=1)
+    return (entropy * weights).sum() / weights.sum().clamp(min=1e-8)
+
+
+def adaptable_parameters(model: YNet, objective: str, which: str = "auto") -> dict[str, nn.Parameter]:
+    """Parameters a test-time step may change; heads stay fixed except norm affines under Tent."""
+    if which == "auto":
+        which = "extractor" if objective == "rotation" else "norm"
+    if which == "extractor":
+        return {f"extractor.{n}": p for n, p in model.extractor.named_parameters()}
+    if which == "norm":
+        chosen = {}
+        for prefix, part in (("extractor", model.extractor), ("main_head", model.main_head)):
+            for module_name, module in part.named_modules():
+                if isinstance(module, nn.GroupNorm):
+                    for param_name, param in module.named_parameters(recurse=False):
+                        chosen[f"{prefix}.{module_name}.{param_name}"] = param
+        return chosen
+    raise ValueError(f"parameters must be one of {PARAMETER_SETS}, got {which!r}")

@@ -1,0 +1,41 @@
+"""Camera image (any size, RGB uint8) <-> the model's square normalised input."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import ModelConfig
+
+
+def validate_rgb(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB array HxWx3, got shape {getattr(image, 'shape', None)}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError("image has zero size")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+
+
+def to_model_input(image: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    """(3, S, S) float tensor on ``device``: only the uint8 pixels cross to the device."""
+    validate_rgb(image)
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
+    x = pixels.permute(2, 0, 1).float().div_(255.0)
+    size = config.input_size
+    if x.shape[1] != size or x.shape[2] != size:
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    mean = torch.tensor(config.mean, device=device).view(3, 1, 1)
+    std = torch.tensor(config.std, device=device).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def batch_to_model_input(images: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, S, S), for training and benchmarks."""
+    return torch.stack([to_model_input(image, config, device) for image in images])
+
+
+def scale_to_image(config: ModelConfig, image_shape: tuple[int, ...]) -> tuple[float, float]:
+    """Factors mapping model-input pixels back to the camera image's pixels (x, y)."""
+    return image_shape[1] / config.input_size, image_shape[0] / config.input_size
