@@ -336,7 +336,7 @@ class TTTPerceptionNode(LifecycleNode):
         height, width = rgb.shape[:2]
         io.detections.publish(self._messages.build(msg.header, result.detections, self._class_names,
                                                    image_size=(width, height)))
-        io.uncertainty.publish(build_uncertainty(msg.header, report, io.label, self.get_name()))
+        io.uncertainty.publish(build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name()))
         if io.debug_image is not None and io.debug_image.get_subscription_count() > 0:
             drawn = draw_detections(rgb, result.detections, self._class_names)
             io.debug_image.publish(rgb_to_image(drawn, "rgb8", header=msg.header))
@@ -378,7 +378,7 @@ class TTTPerceptionNode(LifecycleNode):
         return response
 
     def _publish_diagnostics(self) -> None:
-        name = self.get_name()
+        name = self.get_fully_qualified_name()
         with self._lock:
             values = dict(self._values)
         adapter = self._adapter
