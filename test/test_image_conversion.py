@@ -75,17 +75,23 @@ def test_float_images_convert_and_nan_is_rejected():
     assert err.value.reason == "nan" and "NaN" in str(err.value)
 
 
-def test_output_is_a_contiguous_copy():
+@pytest.mark.parametrize("encoding, step", [("bgra8", 9), ("rgb8", 6)])
+def test_output_is_a_writable_contiguous_copy(encoding, step):
     class Plain:
-        height, width, encoding, step, is_bigendian = 2, 2, "bgra8", 9, 0
+        height, width, is_bigendian = 2, 2, 0
         data = bytearray(range(18))
 
     msg = Plain()
+    msg.encoding, msg.step = encoding, step
     out = image_to_rgb(msg)
-    assert out.flags["C_CONTIGUOUS"]
+    assert out.flags["C_CONTIGUOUS"] and out.flags["WRITEABLE"]
     before = out.copy()
     msg.data[:] = bytes(18)
     np.testing.assert_array_equal(out, before)
+
+
+def test_decoded_compressed_output_is_writable():
+    assert compressed_to_rgb(rgb_to_compressed(_rgb(8, 8), "png")).flags["WRITEABLE"]
 
 
 @pytest.mark.parametrize(

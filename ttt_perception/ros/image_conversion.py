@@ -109,7 +109,7 @@ def _pixels_to_rgb(pixels: np.ndarray, spec: _Encoding) -> np.ndarray:
         rgb = pixels[:, :, 2::-1]
     else:
         rgb = pixels[:, :, :3]
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8, order="C", copy=True)  # never a view of the message buffer
 
 
 def compressed_to_rgb(msg) -> np.ndarray:
@@ -148,7 +148,7 @@ def _pil_to_rgb(img) -> np.ndarray:
             raise ImageConversionError("nan", "decoded float image contains NaN or infinite values")
         grey = (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
-    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    return np.array(img.convert("RGB"), dtype=np.uint8, order="C", copy=True)  # writable, owned
 
 
 class _Output(NamedTuple):
