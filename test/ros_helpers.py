@@ -73,11 +73,13 @@ def _ros_arg(name: str, value: Any) -> str:
 class NodeProcess:
     """``python -m ttt_perception.ros.node`` in its own process, in namespace ``namespace``."""
 
-    def __init__(self, namespace: str, parameters: Dict[str, Any]):
+    def __init__(self, namespace: str, parameters: Dict[str, Any], params_file: Optional[Path] = None):
         self.namespace = namespace
         self.name = f"{namespace}/ttt_perception"
         self._log_file = tempfile.NamedTemporaryFile("w+", prefix="ttt_node_", suffix=".log", delete=False)
         args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
         for name, value in parameters.items():
             args += ["-p", _ros_arg(name, value)]
         env = dict(os.environ)  # ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.py
