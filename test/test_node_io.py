@@ -237,6 +237,7 @@ def test_a_frame_with_an_empty_frame_id_is_answered_counted_and_logged(probe, no
 
 def test_deactivate_stops_outputs_and_activate_resumes_them(probe):
     publisher = probe.publisher(f"{NS}/front/image")
+    probe.drain(f"{NODE}: camera front")
     try:
         assert probe.change_state(NODE, Transition.TRANSITION_DEACTIVATE)
         assert probe.lifecycle_state(NODE) == "inactive"

@@ -87,6 +87,9 @@ class TTTPerceptionNode(LifecycleNode):
         self._slots: Optional[LatestFrameSlots] = None
         self._worker: Optional[FrameWorker] = None
         self._active = False
+        # held while checking "active" and publishing, and while deactivating: once deactivation has
+        # begun no output starts, and one in progress finishes first
+        self._publish_lock = threading.Lock()
         self._state_label = "unconfigured"
         self._configure_error = ""
         self._manual_resets = 0
@@ -102,7 +105,7 @@ class TTTPerceptionNode(LifecycleNode):
             proposed = dict(self._values)
         ours = [change for change in changes if change.name in params.SPEC_BY_NAME]
         for change in ours:
-            proposed[change.name] = params._plain(change.value)
+            proposed[change.name] = params.plain_value(change.value)
         errors = params.validate(proposed)
         if not errors:
             errors = self._adapter_config_errors(proposed)
@@ -232,7 +235,8 @@ class TTTPerceptionNode(LifecycleNode):
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
+        with self._publish_lock:
+            self._active = False
         self._discard_waiting()
         self._state_label = "inactive"
         self.get_logger().info("inactive: frames are ignored until activated again")
@@ -330,16 +334,22 @@ class TTTPerceptionNode(LifecycleNode):
         arrival = frame.arrival if frame.age_s is None else frame.arrival - frame.age_s
         result = adapter.process(rgb, stream=io.label, arrival_time=arrival)
         report = result.report.as_dict()
-        if not self._active:  # deactivated while this frame was in work
-            io.stats.dropped()
-            return
         height, width = rgb.shape[:2]
-        io.detections.publish(self._messages.build(msg.header, result.detections, self._class_names,
-                                                   image_size=(width, height)))
-        io.uncertainty.publish(build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name()))
+        detections = self._messages.build(msg.header, result.detections, self._class_names,
+                                          image_size=(width, height))
+        uncertainty = build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name())
+        debug = None
         if io.debug_image is not None and io.debug_image.get_subscription_count() > 0:
-            drawn = draw_detections(rgb, result.detections, self._class_names)
-            io.debug_image.publish(rgb_to_image(drawn, "rgb8", header=msg.header))
+            debug = rgb_to_image(draw_detections(rgb, result.detections, self._class_names), "rgb8",
+                                 header=msg.header)
+        with self._publish_lock:
+            if not self._active:  # deactivated while this frame was in work
+                io.stats.dropped()
+                return
+            io.detections.publish(detections)
+            io.uncertainty.publish(uncertainty)
+            if debug is not None:
+                io.debug_image.publish(debug)
         io.stats.published(report)
         if report.get("auto_reset"):
             self.get_logger().warning(f"camera '{io.label}': automatic reset to the source weights: "
@@ -365,6 +375,7 @@ class TTTPerceptionNode(LifecycleNode):
     # ---- service and diagnostics -------------------------------------------------------------
 
     def _on_reset(self, request, response):
+        # The adapter's lock makes this wait for the frame in work, if any (one frame's time at most).
         adapter = self._adapter
         if adapter is None:
             response.success = False
