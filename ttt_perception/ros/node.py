@@ -45,7 +45,9 @@ from .worker import FrameWorker
 
 NODE_NAME = "ttt_perception"
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# depth 5 like sensor_data: DDS keeps a few frames until the executor takes them; the node's own
+# latest-frame slot does the dropping, and counts it
+RELIABLE_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Frame(NamedTuple):
@@ -93,6 +95,7 @@ class TTTPerceptionNode(LifecycleNode):
         self._state_label = "unconfigured"
         self._configure_error = ""
         self._manual_resets = 0
+        self._cuda_used = False
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -180,6 +183,7 @@ class TTTPerceptionNode(LifecycleNode):
         if config.budget_ms > 0:
             self._adapter.calibrate()  # step and prediction times, so the first frame's deadline is kept
         self._device = str(device)
+        self._cuda_used = self._cuda_used or device.type == "cuda"
         self._class_names = [str(name) for name in model.config.class_names]
         with self._lock:
             self._pending_settings = None
@@ -408,6 +412,11 @@ class TTTPerceptionNode(LifecycleNode):
             "detections_type": self._messages.msg_type.__name__,
             "manual_resets": self._manual_resets,
         }
+        if self._device.startswith("cuda") or self._cuda_used:
+            import torch
+
+            # falls back to about 0 after cleanup: the model's GPU memory is freed
+            info["cuda_memory_mb"] = torch.cuda.memory_allocated() / 2**20
         statuses = [node_status(name, level, message, info)]
         for io in list(self._cameras.values()):
             hint = ", ".join(sub.topic_name for sub in io.subscriptions) + f" with QoS {values['input.qos']}"
