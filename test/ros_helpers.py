@@ -77,7 +77,8 @@ class NodeProcess:
         self.namespace = namespace
         self.name = f"{namespace}/ttt_perception"
         self._log_file = tempfile.NamedTemporaryFile("w+", prefix="ttt_node_", suffix=".log", delete=False)
-        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}",
+                "--disable-external-lib-logs"]  # no log files: the log is stdout, captured here
         if params_file is not None:
             args += ["--params-file", str(params_file)]
         for name, value in parameters.items():
@@ -86,7 +87,6 @@ class NodeProcess:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
-        env.setdefault("ROS_LOG_DIR", tempfile.gettempdir() + "/ttt_perception_test_logs")
         self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def log(self) -> str:
