@@ -65,12 +65,13 @@ def test_online_mode_keeps_adapted_weights(classifier, frames):
     adapter.process(frames.images[0], stream="cam")
     adapted = adapter.stream_parameters("cam")
     assert any(not torch.equal(adapted[n], source[n]) for n in source)
-    heads_before = {n: p.clone() for n, p in classifier.named_parameters() if not n.startswith("extractor")}
+    heads_before = {n: p.clone() for n, p in adapter.model.named_parameters() if not n.startswith("extractor")}
     adapter.process(frames.images[1], stream="cam")
     later = adapter.stream_parameters("cam")
     assert any(not torch.equal(adapted[n], later[n]) for n in source)  # started from the adapted state
     for name, value in heads_before.items():  # rotation objective never touches the heads
-        assert torch.equal(dict(classifier.named_parameters())[name], value)
+        assert torch.equal(dict(adapter.model.named_parameters())[name], value)
+    assert all(torch.equal(p, q) for p, q in zip(classifier.parameters(), load_default_model("classifier").parameters()))
 
 
 def test_off_equals_plain_inference(classifier, frames):
@@ -78,7 +79,7 @@ def test_off_equals_plain_inference(classifier, frames):
     for image in frames.images[:4]:
         result = adapter.process(image)
         with torch.no_grad():
-            logits = classifier(to_model_input(image, classifier.config, torch.device("cpu"))[None])[0]
+            logits = adapter.model(to_model_input(image, classifier.config, torch.device("cpu"))[None])[0]
         np.testing.assert_allclose(result.class_probs, torch.softmax(logits, 0).numpy(), rtol=1e-5, atol=1e-6)
         assert result.report.steps_taken == 0 and result.report.stop_reason == "off"
 
@@ -90,7 +91,7 @@ def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frame
     adapter.process(frames.images[0])
     after = params_of(adapter)
     norm_names = {f"{prefix}.{module_name}.{p}"
-                  for prefix, part in (("extractor", classifier.extractor), ("main_head", classifier.main_head))
+                  for prefix, part in (("extractor", adapter.model.extractor), ("main_head", adapter.model.main_head))
                   for module_name, module in part.named_modules() if isinstance(module, torch.nn.GroupNorm)
                   for p in ("weight", "bias")}
     changed = {n for n in before if not torch.equal(before[n], after[n])}
@@ -100,8 +101,8 @@ def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frame
 
 def _timed_adapter(model, **config):
     clock = FakeClock(0.02)
-    clock.attach(model)
     adapter = TestTimeAdapter(model, AdaptationConfig(**config), "cpu", clock=clock)
+    clock.attach(adapter.model)
     adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
     return adapter, clock
 
@@ -141,7 +142,7 @@ def test_non_finite_loss_resets_to_source(classifier, frames):
     adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online"), "cpu")
     adapter.process(frames.images[0], stream="cam")
     with torch.no_grad():
-        next(classifier.extractor.parameters()).fill_(float("nan"))
+        next(adapter.model.extractor.parameters()).fill_(float("nan"))
     report = adapter.process(frames.images[1], stream="cam").report
     assert "non-finite" in report.auto_reset
     assert_same(adapter.source_parameters(), adapter.stream_parameters("cam"))
@@ -155,7 +156,7 @@ def test_health_signal_resets_a_stream_whose_loss_leaves_its_range(classifier, f
         assert adapter.process(image, stream="cam").report.auto_reset == ""
     with torch.no_grad():  # the online state drifts far away (finite, but broken)
         generator = torch.Generator().manual_seed(0)
-        for param in classifier.extractor.parameters():
+        for param in adapter.model.extractor.parameters():
             param.add_(torch.randn(param.shape, generator=generator) * 3 * param.std().clamp(min=0.1))
     for image in frames.images[12:16]:
         reason = adapter.process(image, stream="cam").report.auto_reset

@@ -153,7 +153,9 @@ class TestTimeAdapter:
     def __init__(self, model: YNet, config: AdaptationConfig | None = None, device: str | torch.device = "auto",
                  clock: Callable[[], float] = time.perf_counter):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.model = model.to(self.device).eval()
+        # The adapter owns its copy: adapting never changes the caller's model, so several adapters
+        # (benchmark methods, tests) built from one model all start from the same source weights.
+        self.model = copy.deepcopy(model).to(self.device).eval()
         self.clock = clock
         self.timings = DurationEstimator()
         self._lock = threading.RLock()
