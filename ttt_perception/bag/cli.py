@@ -33,6 +33,8 @@ def _add_make(tools) -> None:
     parser.add_argument("--size", type=int, default=96, help="frame side in pixels (default 96)")
     parser.add_argument("--format", choices=IMAGE_FORMATS, default="raw",
                         help="raw: sensor_msgs/Image rgb8; jpeg/png: sensor_msgs/CompressedImage")
+    parser.add_argument("--encoding", default="rgb8",
+                        help="raw image encoding: rgb8 (default), bgr8, rgba8, bgra8, mono8, mono16, 32FC1, 32FC3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-time", type=float, default=DEFAULT_START_TIME,
                         help="stamp of the first frame in seconds (e.g. 0 for a simulator's clock)")
@@ -44,7 +46,7 @@ def _run_make(args) -> int:
     from .flight import make_flight
 
     info = make_flight(args.out, schedule=args.schedule, rate_hz=args.rate, cameras=args.cameras, size=args.size,
-                       image_format=args.format, seed=args.seed, start_time=args.start_time, storage=args.storage)
+                       image_format=args.format, encoding=args.encoding, seed=args.seed, start_time=args.start_time, storage=args.storage)
     print(f"wrote {info.path}: {info.frames_per_camera} frames x {len(args.cameras)} camera(s), "
           f"{info.duration_s:.1f} s; segments: {', '.join(info.segments)}")
     for topic, msgtype in info.topics.items():

@@ -2,7 +2,7 @@
 
 Per camera: test-split frames of ``data.make_detection_frames`` (digits and backgrounds never seen in
 training), corrupted along the environment schedule (``schedule.py``) with ``corruptions.corrupt``,
-written as ``sensor_msgs/Image`` on ``/<camera>/image`` (or ``sensor_msgs/CompressedImage`` on
+written as ``sensor_msgs/Image`` (``encoding``, default rgb8) on ``/<camera>/image`` (or ``sensor_msgs/CompressedImage`` on
 ``/<camera>/image/compressed``) at a fixed rate, plus the ground truth of each frame on
 ``/<camera>/ground_truth`` (``ground_truth.py``). Bag time and header stamps agree, as in a bag recorded
 with ``use_sim_time``; stamps start at ``start_time`` (seconds). The same arguments give the same bag.
@@ -52,7 +52,7 @@ def camera_topics(camera: str, image_format: str = "raw") -> Dict[str, str]:
 def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0,
                 cameras: Sequence[str] = ("camera",), size: int = 96, image_format: str = "raw",
                 seed: int = 0, start_time: float = DEFAULT_START_TIME, storage: str = "mcap",
-                jpeg_quality: int = 90) -> FlightInfo:
+                jpeg_quality: int = 90, encoding: str = "rgb8") -> FlightInfo:
     """Write a flight bag to the new directory ``path`` and describe it."""
     segments = parse_schedule(schedule)
     plan = plan_frames(segments, rate_hz)
@@ -69,6 +69,8 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
         raise ValueError(f"start time must be >= 0 s, got {start_time}")
 
     typestore = jazzy_typestore()
+    if image_format == "raw":  # refuse an encoding before anything is written
+        _raw_image(typestore, np.zeros((2, 2, 3), np.uint8), _header(typestore, 0, "check"), encoding)
     image_type = "sensor_msgs/msg/Image" if image_format == "raw" else "sensor_msgs/msg/CompressedImage"
     start_ns = int(round(start_time * 1e9))
     period_ns = 1e9 / rate_hz
@@ -77,7 +79,8 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
     try:
         writer.set_custom_data(CUSTOM_DATA_KEY, json.dumps({
             "schedule": schedule_text(segments), "rate_hz": rate_hz, "cameras": list(cameras), "size": size,
-            "image_format": image_format, "seed": seed, "start_time": start_time, "frames_per_camera": len(plan),
+            "image_format": image_format, "encoding": encoding if image_format == "raw" else None, "seed": seed,
+            "start_time": start_time, "frames_per_camera": len(plan),
             "ground_truth": f"{ground_truth.SCHEMA} v{ground_truth.VERSION}"}))
         connections = []
         for camera_index, camera in enumerate(cameras):
@@ -97,7 +100,7 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
                                   seed=_corruption_seed(seed, camera_index, planned.index))
                 header = _header(typestore, stamp_ns, topics["frame_id"])
                 if image_format == "raw":
-                    message = _raw_image(typestore, rgb, header)
+                    message = _raw_image(typestore, rgb, header, encoding)
                 else:
                     message = _compressed_image(typestore, rgb, header, image_format, jpeg_quality)
                 writer.write(image_conn, stamp_ns, typestore.serialize_cdr(message, image_type))
@@ -137,22 +140,16 @@ def _header(typestore, stamp_ns: int, frame_id: str):
     return typestore.types["std_msgs/msg/Header"](stamp=time_type(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
-def _raw_image(typestore, rgb: np.ndarray, header):
-    height, width = rgb.shape[:2]
-    return typestore.types["sensor_msgs/msg/Image"](
-        header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
-        data=np.ascontiguousarray(rgb, np.uint8).reshape(-1))
+def _raw_image(typestore, rgb: np.ndarray, header, encoding: str):
+    from ..ros.image_conversion import rgb_to_image  # no rclpy: fills the rosbags message given
+
+    empty = typestore.types["sensor_msgs/msg/Image"](header=header, height=0, width=0, encoding="", is_bigendian=0,
+                                                     step=0, data=np.zeros(0, np.uint8))
+    return rgb_to_image(rgb, encoding, header=header, msg=empty)
 
 
 def _compressed_image(typestore, rgb: np.ndarray, header, image_format: str, quality: int):
-    import io
+    from ..ros.image_conversion import rgb_to_compressed
 
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    if image_format == "jpeg":
-        PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=int(quality))
-    else:
-        PILImage.fromarray(rgb).save(buffer, format="PNG")
-    return typestore.types["sensor_msgs/msg/CompressedImage"](
-        header=header, format=image_format, data=np.frombuffer(buffer.getvalue(), np.uint8).copy())
+    empty = typestore.types["sensor_msgs/msg/CompressedImage"](header=header, format="", data=np.zeros(0, np.uint8))
+    return rgb_to_compressed(rgb, image_format, header=header, quality=quality, msg=empty)
