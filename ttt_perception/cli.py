@@ -65,6 +65,7 @@ def _run_train(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bag.cli import add_bag_parser
+    from .bag.demo import add_demo_parser
     from .bench.cli import add_bench_parser
 
     parser = argparse.ArgumentParser(prog="ttt-perception", description=__doc__)
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     add_bench_parser(subparsers)
     add_bag_parser(subparsers)
+    add_demo_parser(subparsers)
     return parser
 
 
