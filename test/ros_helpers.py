@@ -73,18 +73,20 @@ def _ros_arg(name: str, value: Any) -> str:
 class NodeProcess:
     """``python -m ttt_perception.ros.node`` in its own process, in namespace ``namespace``."""
 
-    def __init__(self, namespace: str, parameters: Dict[str, Any]):
+    def __init__(self, namespace: str, parameters: Dict[str, Any], params_file: Optional[Path] = None):
         self.namespace = namespace
         self.name = f"{namespace}/ttt_perception"
         self._log_file = tempfile.NamedTemporaryFile("w+", prefix="ttt_node_", suffix=".log", delete=False)
-        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
+        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}",
+                "--disable-external-lib-logs"]  # no log files: the log is stdout, captured here
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
         for name, value in parameters.items():
             args += ["-p", _ros_arg(name, value)]
         env = dict(os.environ)  # ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.py
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
-        env.setdefault("ROS_LOG_DIR", tempfile.gettempdir() + "/ttt_perception_test_logs")
         self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def log(self) -> str:

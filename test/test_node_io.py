@@ -26,7 +26,7 @@ REPORT_KEYS = {"entropy", "max_prob", "margin", "ssl_loss_before", "ssl_loss_aft
 def node(tmp_path_factory):
     model = make_tiny_detector(tmp_path_factory.mktemp("model") / "detector.pt")
     process = NodeProcess(NS, {"model.path": str(model), "cameras": list(CAMERAS), "adaptation.mode": "reset",
-                               **FAST_PARAMETERS})
+                               "publish_debug_image": True, **FAST_PARAMETERS})
     yield process
     process.stop()
 
@@ -237,6 +237,7 @@ def test_a_frame_with_an_empty_frame_id_is_answered_counted_and_logged(probe, no
 
 def test_deactivate_stops_outputs_and_activate_resumes_them(probe):
     publisher = probe.publisher(f"{NS}/front/image")
+    probe.drain(f"{NODE}: camera front")
     try:
         assert probe.change_state(NODE, Transition.TRANSITION_DEACTIVATE)
         assert probe.lifecycle_state(NODE) == "inactive"
@@ -272,3 +273,89 @@ def test_diagnostics_report_rates_drops_and_timing_per_camera(probe):
     assert float(status["deadline_met_fraction"]) == 1.0  # no budget: every deadline is met
     node_status = probe.diagnostics("/io/ttt_perception: node")
     assert node_status["device"] == "cpu" and node_status["mode"] == "reset"
+
+
+def test_debug_image_has_the_input_header_and_size_and_boxes_drawn(probe):
+    debug_images = probe.subscribe(f"{NS}/front/debug_image", Image)
+    grey = np.full((48, 64, 3), 128, np.uint8)
+
+    def grey_frame(_):
+        from ttt_perception.ros.image_conversion import rgb_to_image
+
+        return rgb_to_image(grey, "bgr8", header=Header(frame_id="front_debug"))
+
+    answer = probe.exchange(probe.publisher(f"{NS}/front/image"), grey_frame, probe.outputs["front"])
+    stamp = answer["sent"].header.stamp
+    debug = probe.spin_until(lambda: next((m for m in debug_images if m.header.stamp == stamp), None),
+                             every=lambda: probe.publisher(f"{NS}/front/image").publish(answer["sent"]),
+                             what="a debug image of the answered frame")
+    from ttt_perception.ros.image_conversion import image_to_rgb
+
+    drawn = image_to_rgb(debug)
+    assert debug.header.frame_id == "front_debug" and drawn.shape == (48, 64, 3)
+    assert (drawn != 128).any(axis=2).sum() > 0  # boxes (score threshold 0: always some) were drawn
+
+
+def test_stamp_clock_measures_the_budget_from_the_header_stamp(probe):
+    from builtin_interfaces.msg import Time
+
+    publisher = probe.publisher(f"{NS}/front/image")
+    try:
+        results = probe.set_parameters(NODE, {"deadline.clock": "stamp", "deadline.budget_ms": 50.0})
+        assert all(result.successful for result in results)
+
+        def old_frame(index):
+            msg = frame(index, "front_old")
+            now = probe.node.get_clock().now().nanoseconds
+            msg.header.stamp = Time(sec=int(now // 10**9) - 10, nanosec=int(now % 10**9))  # 10 s old
+            return msg
+
+        answer = _answer_keeping_stamp(probe, publisher, old_frame)
+        assert answer["uncertainty"]["stop_reason"] == "late"
+        assert answer["uncertainty"]["steps_taken"] == 0 and answer["uncertainty"]["deadline_met"] is False
+    finally:
+        results = probe.set_parameters(NODE, {"deadline.clock": "arrival",
+                                              "deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]})
+        assert all(result.successful for result in results)
+
+
+def _answer_keeping_stamp(probe, publisher, make_msg):
+    """Like Probe.exchange, for frames whose stamp matters (it is not replaced by a counter)."""
+    sent = {}
+
+    def publish():
+        msg = make_msg(len(sent))
+        sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        publisher.publish(msg)
+
+    def answered():
+        for msg in probe.outputs["front"]["uncertainty"]:
+            if (msg.header.stamp.sec, msg.header.stamp.nanosec) in sent:
+                from ttt_perception.ros.uncertainty_message import parse_uncertainty
+
+                return {"uncertainty": parse_uncertainty(msg)}
+        return None
+
+    return probe.spin_until(answered, every=publish, what="an answer to a stamped frame")
+
+
+def test_a_burst_is_answered_or_counted_as_dropped(probe):
+    status_name = f"{NODE}: camera rear"
+    probe.drain(status_name)
+    before = probe.diagnostics(status_name)
+    _clear(probe)
+    publisher = probe.publisher(f"{NS}/rear/image")
+    for index in range(50_000, 50_030):  # as fast as possible: the model cannot keep up
+        msg = frame(index, "rear_burst")
+        msg.header.stamp.sec = index
+        publisher.publish(msg)
+    probe.drain(status_name)
+    after = probe.diagnostics(status_name)
+    delta = {key: int(after[key]) - int(before[key]) for key in ("received", "published", "dropped", "rejected",
+                                                                   "failed")}
+    assert 0 < delta["received"] <= 30
+    assert delta["published"] + delta["dropped"] == delta["received"]
+    assert delta["rejected"] == 0 and delta["failed"] == 0
+    probe.spin_until(lambda: len(probe.outputs["rear"]["uncertainty"]) >= delta["published"],
+                     what="every published answer")
+    assert len(probe.outputs["rear"]["uncertainty"]) == delta["published"]

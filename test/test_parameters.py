@@ -109,3 +109,15 @@ def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_adapter_settings_are_fields_of_the_core_config_and_valid_there():
+    import dataclasses
+
+    from ttt_perception.adapter import AdaptationConfig
+
+    fields = {field.name for field in dataclasses.fields(AdaptationConfig)}
+    settings = P.adapter_settings(P.defaults())
+    assert set(settings) <= fields
+    config = dataclasses.replace(AdaptationConfig(), **settings).validated()
+    assert config.mode == "online" and config.budget_ms == 100.0

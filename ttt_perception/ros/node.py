@@ -45,7 +45,9 @@ from .worker import FrameWorker
 
 NODE_NAME = "ttt_perception"
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# depth 5 like sensor_data: DDS keeps a few frames until the executor takes them; the node's own
+# latest-frame slot does the dropping, and counts it
+RELIABLE_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Frame(NamedTuple):
@@ -87,9 +89,13 @@ class TTTPerceptionNode(LifecycleNode):
         self._slots: Optional[LatestFrameSlots] = None
         self._worker: Optional[FrameWorker] = None
         self._active = False
+        # held while checking "active" and publishing, and while deactivating: once deactivation has
+        # begun no output starts, and one in progress finishes first
+        self._publish_lock = threading.Lock()
         self._state_label = "unconfigured"
         self._configure_error = ""
         self._manual_resets = 0
+        self._cuda_used = False
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -102,7 +108,7 @@ class TTTPerceptionNode(LifecycleNode):
             proposed = dict(self._values)
         ours = [change for change in changes if change.name in params.SPEC_BY_NAME]
         for change in ours:
-            proposed[change.name] = params._plain(change.value)
+            proposed[change.name] = params.plain_value(change.value)
         errors = params.validate(proposed)
         if not errors:
             errors = self._adapter_config_errors(proposed)
@@ -177,6 +183,7 @@ class TTTPerceptionNode(LifecycleNode):
         if config.budget_ms > 0:
             self._adapter.calibrate()  # step and prediction times, so the first frame's deadline is kept
         self._device = str(device)
+        self._cuda_used = self._cuda_used or device.type == "cuda"
         self._class_names = [str(name) for name in model.config.class_names]
         with self._lock:
             self._pending_settings = None
@@ -232,7 +239,8 @@ class TTTPerceptionNode(LifecycleNode):
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
+        with self._publish_lock:
+            self._active = False
         self._discard_waiting()
         self._state_label = "inactive"
         self.get_logger().info("inactive: frames are ignored until activated again")
@@ -330,16 +338,22 @@ class TTTPerceptionNode(LifecycleNode):
         arrival = frame.arrival if frame.age_s is None else frame.arrival - frame.age_s
         result = adapter.process(rgb, stream=io.label, arrival_time=arrival)
         report = result.report.as_dict()
-        if not self._active:  # deactivated while this frame was in work
-            io.stats.dropped()
-            return
         height, width = rgb.shape[:2]
-        io.detections.publish(self._messages.build(msg.header, result.detections, self._class_names,
-                                                   image_size=(width, height)))
-        io.uncertainty.publish(build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name()))
+        detections = self._messages.build(msg.header, result.detections, self._class_names,
+                                          image_size=(width, height))
+        uncertainty = build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name())
+        debug = None
         if io.debug_image is not None and io.debug_image.get_subscription_count() > 0:
-            drawn = draw_detections(rgb, result.detections, self._class_names)
-            io.debug_image.publish(rgb_to_image(drawn, "rgb8", header=msg.header))
+            debug = rgb_to_image(draw_detections(rgb, result.detections, self._class_names), "rgb8",
+                                 header=msg.header)
+        with self._publish_lock:
+            if not self._active:  # deactivated while this frame was in work
+                io.stats.dropped()
+                return
+            io.detections.publish(detections)
+            io.uncertainty.publish(uncertainty)
+            if debug is not None:
+                io.debug_image.publish(debug)
         io.stats.published(report)
         if report.get("auto_reset"):
             self.get_logger().warning(f"camera '{io.label}': automatic reset to the source weights: "
@@ -365,6 +379,7 @@ class TTTPerceptionNode(LifecycleNode):
     # ---- service and diagnostics -------------------------------------------------------------
 
     def _on_reset(self, request, response):
+        # The adapter's lock makes this wait for the frame in work, if any (one frame's time at most).
         adapter = self._adapter
         if adapter is None:
             response.success = False
@@ -397,6 +412,11 @@ class TTTPerceptionNode(LifecycleNode):
             "detections_type": self._messages.msg_type.__name__,
             "manual_resets": self._manual_resets,
         }
+        if self._device.startswith("cuda") or self._cuda_used:
+            import torch
+
+            # falls back to about 0 after cleanup: the model's GPU memory is freed
+            info["cuda_memory_mb"] = torch.cuda.memory_allocated() / 2**20
         statuses = [node_status(name, level, message, info)]
         for io in list(self._cameras.values()):
             hint = ", ".join(sub.topic_name for sub in io.subscriptions) + f" with QoS {values['input.qos']}"

@@ -255,11 +255,11 @@ def declare_parameters(node) -> Tuple[Dict[str, Any], List[str]]:
         except (ParameterException, TypeError, ValueError) as exc:
             problems.append(f"parameter {spec.name}: override refused ({exc}); using the default {default!r}")
             parameter = node.declare_parameter(spec.name, default, desc, ignore_override=True)
-        values[spec.name] = _plain(parameter.value)
+        values[spec.name] = plain_value(parameter.value)
     return values, problems
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Parameter values as plain Python (rclpy gives arrays as lists or array.array)."""
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
