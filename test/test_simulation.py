@@ -71,7 +71,7 @@ def simulation(flights, tmp_path_factory):
     try:
         for mode in ("off", "reset", "online"):
             node = NodeProcess({**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": mode},
-                               log_path=str(root / f"node_{mode}.log"))
+                               log_path=str(root / f"node_{mode}.log"), torch_threads=1)
             with node:
                 seeds = SEEDS if mode != "reset" else SEEDS[:1]
                 for seed in seeds:
@@ -180,7 +180,7 @@ def test_use_sim_time_replay_is_consistent(tmp_path):
     # yet far below the wall-clock age of a frame stamped near 0 s: only sim time keeps frames on time.
     parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "online",
                   "deadline.clock": "stamp", "deadline.budget_ms": 30000.0}
-    with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log")) as node:
+    with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log"), torch_threads=1) as node:
         summary = _replay(flight, tmp_path / "out", clock=True)
         assert node.alive(), node.log()[-3000:]
     assert not summary.unmatched

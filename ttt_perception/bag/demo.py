@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Optional
 
 from .schedule import DEFAULT_SCHEDULE
 
@@ -42,6 +43,9 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument("--model", default="", help="checkpoint (default: the packaged default detector)")
     parser.add_argument("--device", default="auto", help="model.device of the node")
     parser.add_argument("--seed", type=int, default=0, help="seed of the flight's frames and corruptions")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads of the node (default 1: the other cores stay with the replay and DDS; "
+                             "on a busy 2-core machine two threads make each step many times slower)")
     parser.set_defaults(run=main)
 
 
@@ -51,12 +55,13 @@ def _private_ros_domain() -> None:
         os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
 
 
-def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0):
+def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
+             torch_threads: Optional[int] = 1):
     """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
     from ..ros.replay import BagReplayer, ReplayOptions
     from .node_process import NodeProcess
 
-    node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path))
+    node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path), torch_threads=torch_threads)
     with node:
         options = ReplayOptions(out=str(out), wait_s=wait_s, drain_s=10.0)
         began = time.monotonic()
@@ -96,7 +101,8 @@ def main(args) -> int:
     runs = []
     for mode in args.modes:
         print(f"mode {mode}: node started, replaying {info.duration_s:.0f} s of flight ...", flush=True)
-        run_mode(flight, out_dir / f"run_{mode}", mode, parameters, out_dir / f"node_{mode}.log")
+        run_mode(flight, out_dir / f"run_{mode}", mode, parameters, out_dir / f"node_{mode}.log",
+                 torch_threads=args.torch_threads)
         runs.append((mode, str(out_dir / f"run_{mode}")))
     report = score_bags(runs, str(flight), out_dir / "score.json", out_dir / "quality_over_time.png",
                         title=f"{info.frames_per_camera} frames at {args.rate:g} Hz, budget {args.budget_ms:g} ms")

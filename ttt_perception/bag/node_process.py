@@ -1,7 +1,8 @@
 """The perception node in a process of its own (``python -m ttt_perception.ros.node``), for demo and tests.
 
 The child inherits the environment (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION),
-so it lives in the same ROS graph as its parent. Parameters are passed as ``--ros-args -p``.
+so it lives in the same ROS graph as its parent. Parameters are passed as ``--ros-args -p``;
+``torch_threads`` sets the child's OMP_NUM_THREADS.
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ class NodeProcess:
     """Start with ``start()`` (or as a context manager); ``stop()`` sends SIGINT, then kills after a grace time."""
 
     def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
-                 node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False):
+                 node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
+                 torch_threads: Optional[int] = None):
         self.parameters = dict(parameters or {})
         if use_sim_time:
             self.parameters["use_sim_time"] = True
         self.namespace = namespace
         self.node_name = node_name
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="ttt_node_", suffix=".log")[1])
+        self.torch_threads = torch_threads  # OMP_NUM_THREADS of the child; None: inherited / torch's default
         self.process: Optional[subprocess.Popen] = None
 
     @property
@@ -63,6 +66,10 @@ class NodeProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
+        if self.torch_threads:
+            # torch's intra-op threads: on a small shared machine, more threads than free cores make every
+            # step many times slower (the threads spin waiting for each other)
+            env["OMP_NUM_THREADS"] = str(int(self.torch_threads))
         env.setdefault("ROS_LOG_DIR", str(Path(tempfile.gettempdir()) / "ttt_perception_ros_logs"))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
