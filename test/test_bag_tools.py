@@ -210,7 +210,7 @@ class EchoNode:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import qos_profile_sensor_data
         from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import String
 
         self.context = rclpy.Context()
@@ -221,7 +221,8 @@ class EchoNode:
         for topic in image_topics:
             answer_topic = topic.rsplit("/image", 1)[0] + "/detections"
             self._publishers[topic] = self.node.create_publisher(String, answer_topic, 10)
-            self.node.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m),
+            msg_type = CompressedImage if topic.endswith("/compressed") else Image
+            self.node.create_subscription(msg_type, topic, lambda m, t=topic: self._on_image(t, m),
                                           qos_profile_sensor_data)
         self.node.create_subscription(Clock, "/clock", lambda m: self.clock.append(
             (time.monotonic(), m.clock.sec * 10**9 + m.clock.nanosec)), 10)
@@ -312,3 +313,78 @@ def test_replay_refuses_a_bag_without_images(tmp_path):
     writer.close()
     with pytest.raises(ValueError, match="no sensor_msgs/Image"):
         BagReplayer(tmp_path / "strings").run()
+
+
+def test_replay_compressed_images_arrive_unchanged(tmp_path):
+    from ttt_perception.ros.image_conversion import compressed_to_rgb
+    from ttt_perception.ros.replay import BagReplayer, ReplayOptions, default_record_topics
+
+    make_flight(tmp_path / "flight", schedule="clear:1", rate_hz=5, image_format="jpeg")
+    assert default_record_topics(["/camera/image/compressed"]) == [
+        "/camera/detections", "/camera/uncertainty", "/diagnostics"]
+    stored = [m for m in _messages(tmp_path / "flight") if m[1] == "sensor_msgs/msg/CompressedImage"]
+    echo = EchoNode(["/camera/image/compressed"])
+    try:
+        summary = BagReplayer(tmp_path / "flight", ReplayOptions(rate=5.0, wait_s=20)).run()
+        deadline = time.monotonic() + 5
+        while len(echo.images["/camera/image/compressed"]) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        echo.close()
+    assert summary.sent == {"/camera/image/compressed": 5}
+    received = echo.images["/camera/image/compressed"]
+    assert [r[1] for r in received] == [m[2] for m in stored]
+    assert [r[3] for r in received] == [bytes(m[4].data[:12]) for m in stored]  # the JPEG bytes themselves
+    assert compressed_to_rgb(stored[0][4]).shape == (96, 96, 3)
+
+
+VISION_MSGS_4 = {  # vision_msgs 4.x (Humble and later), as a robot's bag stores them
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose": "vision_msgs/ObjectHypothesis hypothesis\n"
+                                                "geometry_msgs/PoseWithCovariance pose\n",
+    "vision_msgs/msg/Detection2D": "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+                                   "vision_msgs/BoundingBox2D bbox\nstring id\n",
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+
+
+def test_score_reads_vision_msgs_detections_from_a_robot_bag(tmp_path):
+    """A bag recorded where vision_msgs exists carries its definitions; score reads them from the bag."""
+    from rosbags.typesys import get_types_from_msg
+
+    make_flight(tmp_path / "flight", schedule="clear:1", rate_hz=4)
+    truth = read_ground_truth(tmp_path / "flight")
+    typestore = jazzy_typestore()
+    for name, text in VISION_MSGS_4.items():
+        typestore.register(get_types_from_msg(text, name))
+    T = typestore.types
+    writer = open_writer(tmp_path / "robot", "sqlite3")
+    connection = writer.add_connection("/front/detections", "vision_msgs/msg/Detection2DArray", typestore=typestore)
+    for frame in truth:
+        sec, nanosec = ns_to_stamp(frame.stamp_ns)
+        header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                          frame_id=frame.frame_id)
+        pose = T["geometry_msgs/msg/PoseWithCovariance"](
+            pose=T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+                                             orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0,
+                                                                                           w=1.0)),
+            covariance=np.zeros(36))
+        detections = []
+        for box, class_id in zip(frame.boxes, frame.class_ids):
+            center = T["vision_msgs/msg/Pose2D"](
+                position=T["vision_msgs/msg/Point2D"](x=float(box[0] + box[2]) / 2, y=float(box[1] + box[3]) / 2),
+                theta=0.0)
+            detections.append(T["vision_msgs/msg/Detection2D"](
+                header=header, results=[T["vision_msgs/msg/ObjectHypothesisWithPose"](
+                    hypothesis=T["vision_msgs/msg/ObjectHypothesis"](class_id=class_id, score=0.8), pose=pose)],
+                bbox=T["vision_msgs/msg/BoundingBox2D"](center=center, size_x=float(box[2] - box[0]),
+                                                        size_y=float(box[3] - box[1])), id=""))
+        message = T["vision_msgs/msg/Detection2DArray"](header=header, detections=detections)
+        writer.write(connection, frame.stamp_ns, typestore.serialize_cdr(message, "vision_msgs/msg/Detection2DArray"))
+    writer.close()
+    report = score_bags([("robot", str(tmp_path / "robot"))], str(tmp_path / "flight"))
+    result = report["runs"]["robot"]["groups"]["all"]
+    assert result["answered"] == 4 and result["map50"] == pytest.approx(1.0) and result["accuracy"] == 1.0

@@ -218,7 +218,10 @@ class BagReplayer:
                     clock_timer = node.create_timer(1.0 / opts.clock_hz, self._clock_tick)
                 self._wait(node, publishers, record)
                 record_timer = node.create_timer(0.25, lambda: self._subscribe_all(node, record)) if record else None
-                self._play(reader, played, publishers, topic_of, start_ns)
+                try:
+                    self._play(reader, played, publishers, topic_of, start_ns)
+                except KeyboardInterrupt:  # Ctrl-C ends the replay; what was recorded is kept
+                    self._stop.set()
                 self._drain(bool(record))
                 if record_timer is not None:
                     node.destroy_timer(record_timer)
