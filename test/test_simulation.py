@@ -206,3 +206,20 @@ def test_use_sim_time_replay_is_consistent(tmp_path):
     assert stamps and all(0 <= sec <= truth[-1].time_s + 30 for sec in stamps), stamps
     (camera,) = run.node_counters.values()
     assert camera["received"] == len(run.sent) == camera["published"] + camera["dropped"]
+
+
+def test_camera_sized_frames_cross_without_loss(tmp_path):
+    """480x480 rgb8 frames (690 KB each, over the 512 KiB UDP limit) replayed into the node: all received."""
+    flight = make_flight(tmp_path / "large", schedule="clear:2", rate_hz=RATE_HZ, size=480).path
+    parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "off"}
+    with NodeProcess(parameters, log_path=str(tmp_path / "node.log"), torch_threads=1) as node:
+        summary = _replay(flight, tmp_path / "out")
+        assert node.alive(), node.log()[-3000:]
+    assert not summary.unmatched
+    run = read_run(tmp_path / "out")
+    (camera,) = run.node_counters.values()
+    assert camera["received"] == len(run.sent) == 10
+    assert camera["published"] + camera["dropped"] == 10 and len(run.detections) == camera["published"]
+    # boxes come back in the 480-pixel image: they match the ground truth
+    report = score_runs(read_ground_truth(flight), [run])
+    assert report["runs"][run.label]["groups"]["all"]["map50"] > 0.5

@@ -84,8 +84,10 @@ def _add_replay(tools) -> None:
 
 
 def _run_replay(args) -> int:
+    from ..ros.dds_profile import use_large_image_profile
     from ..ros.replay import BagReplayer, ReplayOptions, parse_remap
 
+    use_large_image_profile()  # before rclpy starts: camera-sized frames through shared memory
     options = ReplayOptions(topics=args.topics, remap=parse_remap(args.remap), rate=args.rate,
                             start_offset_s=args.start_offset, loops=0 if args.loop else args.loops,
                             clock=args.clock, clock_hz=args.clock_hz, out=args.out, record=args.record,

@@ -50,6 +50,9 @@ def add_demo_parser(subparsers) -> None:
 
 
 def _private_ros_domain() -> None:
+    from ..ros.dds_profile import use_large_image_profile
+
+    use_large_image_profile()  # camera-sized frames through shared memory, unless a profile is chosen
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if "ROS_DOMAIN_ID" not in os.environ:
         os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)

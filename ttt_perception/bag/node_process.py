@@ -62,7 +62,9 @@ class NodeProcess:
         return args
 
     def start(self) -> "NodeProcess":
-        env = dict(os.environ)
+        from ..ros.dds_profile import use_large_image_profile
+
+        env = use_large_image_profile(dict(os.environ))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
