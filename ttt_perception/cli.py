@@ -64,6 +64,8 @@ def _run_train(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bag.cli import add_bag_parser
+    from .bag.demo import add_demo_parser
     from .bench.cli import add_bench_parser
 
     parser = argparse.ArgumentParser(prog="ttt-perception", description=__doc__)
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     add_bench_parser(subparsers)
+    add_bag_parser(subparsers)
+    add_demo_parser(subparsers)
     return parser
 
 

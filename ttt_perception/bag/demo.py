@@ -1,0 +1,118 @@
+"""``ttt-perception demo``: a synthetic flight, the node in each adaptation mode on the same replay, a table.
+
+1. ``bag make``: a flight (default: clear -> fog rising to severity 5 -> noise -> clear, 10 Hz).
+2. For each mode (off, reset, online): the node in its own process with ``adaptation.mode`` set, the
+   flight replayed into it in real time, its detections, uncertainty and diagnostics recorded.
+3. ``bag score`` over the three runs: the table (quality on clear and shifted frames, latency,
+   deadline met) and the plot of quality over time.
+
+Everything runs in a ROS domain of its own on loopback unless ROS_DOMAIN_ID is set already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from .schedule import DEFAULT_SCHEDULE
+
+_LOG = logging.getLogger(__name__)
+
+MODES = ("off", "reset", "online")
+# The node's real-time defaults, except that every mode gets the same deadline and detections are kept
+# from score 0.1 so that mAP sees the whole precision-recall curve.
+DEMO_PARAMETERS = {
+    "detection.score_threshold": 0.1,
+    "detection.max_detections": 10,
+}
+
+
+def add_demo_parser(subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="flight bag -> node in off/reset/online -> table and plot",
+                                   description=__doc__)
+    parser.add_argument("--out-dir", default="results/demo", help="bags, logs, JSON and PNG (default %(default)s)")
+    parser.add_argument("--schedule", default=DEFAULT_SCHEDULE, help="environment schedule (see bag make)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--budget-ms", type=float, default=100.0,
+                        help="deadline per frame (node parameter deadline.budget_ms; 0: none)")
+    parser.add_argument("--model", default="", help="checkpoint (default: the packaged default detector)")
+    parser.add_argument("--device", default="auto", help="model.device of the node")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the flight's frames and corruptions")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads of the node (default 1: the other cores stay with the replay and DDS; "
+                             "on a busy 2-core machine two threads make each step many times slower)")
+    parser.set_defaults(run=main)
+
+
+def _private_ros_domain() -> None:
+    from ..ros.dds_profile import use_large_image_profile
+
+    use_large_image_profile()  # camera-sized frames through shared memory, unless a profile is chosen
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if "ROS_DOMAIN_ID" not in os.environ:
+        os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+
+
+def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
+             torch_threads: Optional[int] = 1):
+    """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
+    from ..ros.replay import BagReplayer, ReplayOptions
+    from .node_process import NodeProcess
+
+    node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path), torch_threads=torch_threads)
+    with node:
+        options = ReplayOptions(out=str(out), wait_s=wait_s, drain_s=10.0)
+        began = time.monotonic()
+        summary = BagReplayer(flight, options).run()
+        if not node.alive():
+            raise RuntimeError(f"the node stopped during the replay; its log: {log_path}\n{node.log()[-2000:]}")
+    if summary.unmatched:
+        raise RuntimeError(f"the node did not come up within {wait_s:.0f} s ({', '.join(summary.unmatched)}); "
+                           f"its log: {log_path}\n{node.log()[-2000:]}")
+    _LOG.info("mode %s: %s frames sent, replay took %.0f s", mode, sum(summary.sent.values()),
+              time.monotonic() - began)
+    return summary
+
+
+def main(args) -> int:
+    from .flight import make_flight
+    from .score import format_tables, score_bags
+
+    _private_ros_domain()
+    out_dir = Path(args.out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    began = time.monotonic()
+    if not args.model:
+        from ..default_models import default_model_path, load_default_model
+
+        if not default_model_path("detector").is_file():
+            print("no default detector yet: training it once (a few minutes)")
+            load_default_model("detector")
+    flight = out_dir / "flight"
+    info = make_flight(flight, schedule=args.schedule, rate_hz=args.rate, seed=args.seed)
+    print(f"flight: {info.frames_per_camera} frames at {args.rate:g} Hz ({info.duration_s:.0f} s), "
+          f"segments {', '.join(info.segments)}; ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}")
+    parameters = {**DEMO_PARAMETERS, "cameras": ["camera"], "model.path": args.model, "model.device": args.device,
+                  "deadline.budget_ms": float(args.budget_ms)}
+    runs = []
+    for mode in args.modes:
+        print(f"mode {mode}: node started, replaying {info.duration_s:.0f} s of flight ...", flush=True)
+        run_mode(flight, out_dir / f"run_{mode}", mode, parameters, out_dir / f"node_{mode}.log",
+                 torch_threads=args.torch_threads)
+        runs.append((mode, str(out_dir / f"run_{mode}")))
+    report = score_bags(runs, str(flight), out_dir / "score.json", out_dir / "quality_over_time.png",
+                        title=f"{info.frames_per_camera} frames at {args.rate:g} Hz, budget {args.budget_ms:g} ms")
+    print()
+    print(format_tables(report))
+    print()
+    print(f"plot: {report['png']}")
+    print(f"json: {report['json']}")
+    print(f"demo took {time.monotonic() - began:.0f} s")
+    return 0

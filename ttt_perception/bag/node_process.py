@@ -1,0 +1,106 @@
+"""The perception node in a process of its own (``python -m ttt_perception.ros.node``), for demo and tests.
+
+The child inherits the environment (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION),
+so it lives in the same ROS graph as its parent. Parameters are passed as ``--ros-args -p``;
+``torch_threads`` sets the child's OMP_NUM_THREADS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ttt_perception/
+
+
+def ros_argument(name: str, value: Any) -> str:
+    """``name:=value`` in the YAML form ``--ros-args -p`` expects."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ",".join(f"'{v}'" for v in value) + "]"
+    elif isinstance(value, str):
+        text = f"'{value}'" if value else "''"
+    elif isinstance(value, float):
+        text = repr(float(value))
+    else:
+        text = str(value)
+    return f"{name}:={text}"
+
+
+class NodeProcess:
+    """Start with ``start()`` (or as a context manager); ``stop()`` sends SIGINT, then kills after a grace time."""
+
+    def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
+                 node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
+                 torch_threads: Optional[int] = None):
+        self.parameters = dict(parameters or {})
+        if use_sim_time:
+            self.parameters["use_sim_time"] = True
+        self.namespace = namespace
+        self.node_name = node_name
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="ttt_node_", suffix=".log")[1])
+        self.torch_threads = torch_threads  # OMP_NUM_THREADS of the child; None: inherited / torch's default
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def fully_qualified_name(self) -> str:
+        prefix = "/" + self.namespace.strip("/") if self.namespace.strip("/") else ""
+        return f"{prefix}/{self.node_name}"
+
+    def command(self) -> list:
+        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__node:={self.node_name}"]
+        if self.namespace.strip("/"):
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for name, value in self.parameters.items():
+            args += ["-p", ros_argument(name, value)]
+        return args
+
+    def start(self) -> "NodeProcess":
+        from ..ros.dds_profile import use_large_image_profile
+
+        env = use_large_image_profile(dict(os.environ))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
+        if self.torch_threads:
+            # torch's intra-op threads: on a small shared machine, more threads than free cores make every
+            # step many times slower (the threads spin waiting for each other)
+            env["OMP_NUM_THREADS"] = str(int(self.torch_threads))
+        env.setdefault("ROS_LOG_DIR", str(Path(tempfile.gettempdir()) / "ttt_perception_ros_logs"))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "w")
+        try:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
+        finally:
+            log.close()  # the child holds its own descriptor
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+    def stop(self, timeout: float = 20.0) -> Optional[int]:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def __enter__(self) -> "NodeProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
