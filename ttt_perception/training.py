@@ -115,4 +115,4 @@ def train_joint(model: YNet, dataset, config: TrainConfig = TrainConfig(), devic
 
 def training_metadata(config: TrainConfig, history: list[dict], dataset_description: str) -> dict:
     return {"train_config": asdict(config), "history": history, "data": dataset_description,
-            "torch": torch.__version__}
+            "torch": str(torch.__version__)}
