@@ -54,7 +54,7 @@ class AdaptationConfig:
     score_threshold: float = 0.3
     max_detections: int = 20
     measure_ssl_loss: bool = True
-    health_sigma: float = 6.0  # z-score of the ssl loss that counts as unhealthy
+    health_sigma: float = 4.0  # z-score of the ssl loss that counts as unhealthy
     health_patience: int = 5  # consecutive unhealthy frames before an automatic reset
     seed: int = 0
 
@@ -121,7 +121,11 @@ class FrameResult:
 
 
 class _LossHealth:
-    """Running range of a stream's self-supervised loss; flags sustained excursions far above it."""
+    """Running range of a stream's self-supervised loss; flags sustained excursions far above it.
+
+    After an automatic reset the stream starts a new range, so a lasting change of scene that the
+    source weights cannot fix is learnt as the new normal instead of resetting forever.
+    """
 
     def __init__(self, warmup: int = 10, alpha: float = 0.05):
         self.warmup, self.alpha = warmup, alpha
@@ -131,6 +135,8 @@ class _LossHealth:
         if self.count >= self.warmup:
             z = (loss - self.mean) / math.sqrt(self.var + 1e-6)
             self.strikes = self.strikes + 1 if z > sigma else 0
+            if self.strikes:  # an excursion must not widen the range it is judged against
+                return self.strikes >= patience
         self.count += 1
         rate = 1.0 / self.count if self.count < self.warmup else self.alpha
         delta = loss - self.mean
@@ -141,6 +147,8 @@ class _LossHealth:
 
 class TestTimeAdapter:
     """Adapts and predicts frame by frame; one instance serves every camera stream."""
+
+    __test__ = False  # not a pytest class despite its name
 
     def __init__(self, model: YNet, config: AdaptationConfig | None = None, device: str | torch.device = "auto",
                  clock: Callable[[], float] = time.perf_counter):

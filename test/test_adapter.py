@@ -1,0 +1,207 @@
+"""The test-time adapter with real torch: modes, objectives, deadline policies, streams, safety."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.data import make_classification_frames
+from ttt_perception.default_models import load_default_model
+from ttt_perception.model import ModelConfig, build_model
+from ttt_perception.preprocess import to_model_input
+
+
+class FakeClock:
+    """Time moves only when the model computes: each extractor forward costs ``forward_s``."""
+
+    def __init__(self, forward_s: float = 0.02):
+        self.now = 0.0
+        self.forward_s = forward_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def attach(self, model):
+        model.extractor.register_forward_hook(lambda *_: setattr(self, "now", self.now + self.forward_s))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return make_classification_frames("val", 24, size=32, seed=3)
+
+
+@pytest.fixture()
+def classifier():
+    return load_default_model("classifier", "cpu")
+
+
+def params_of(adapter):
+    return {name: p.detach().clone() for name, p in adapter.model.named_parameters()}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_reset_mode_restores_weights_bit_exactly(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="reset", max_steps=3, momentum=0.9), "cpu")
+    before = params_of(adapter)
+    result = adapter.process(frames.images[0])
+    assert result.report.steps_taken == 3
+    assert_same(before, params_of(adapter))
+    assert not adapter._optimizer.state  # momentum buffers are gone too
+    # the prediction came from adapted weights: it differs from plain inference
+    plain = TestTimeAdapter(load_default_model("classifier", "cpu"), AdaptationConfig(mode="off"), "cpu")
+    assert not np.allclose(result.class_probs, plain.process(frames.images[0]).class_probs)
+
+
+def test_online_mode_keeps_adapted_weights(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", max_steps=2), "cpu")
+    source = {n: t.clone() for n, t in adapter.source_parameters().items()}
+    adapter.process(frames.images[0], stream="cam")
+    adapted = adapter.stream_parameters("cam")
+    assert any(not torch.equal(adapted[n], source[n]) for n in source)
+    heads_before = {n: p.clone() for n, p in classifier.named_parameters() if not n.startswith("extractor")}
+    adapter.process(frames.images[1], stream="cam")
+    later = adapter.stream_parameters("cam")
+    assert any(not torch.equal(adapted[n], later[n]) for n in source)  # started from the adapted state
+    for name, value in heads_before.items():  # rotation objective never touches the heads
+        assert torch.equal(dict(classifier.named_parameters())[name], value)
+
+
+def test_off_equals_plain_inference(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="off"), "cpu")
+    for image in frames.images[:4]:
+        result = adapter.process(image)
+        with torch.no_grad():
+            logits = classifier(to_model_input(image, classifier.config, torch.device("cpu"))[None])[0]
+        np.testing.assert_allclose(result.class_probs, torch.softmax(logits, 0).numpy(), rtol=1e-5, atol=1e-6)
+        assert result.report.steps_taken == 0 and result.report.stop_reason == "off"
+
+
+def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", objective="entropy", max_steps=2,
+                                                           learning_rate=0.05), "cpu")
+    before = params_of(adapter)
+    adapter.process(frames.images[0])
+    after = params_of(adapter)
+    norm_names = {f"{prefix}.{module_name}.{p}"
+                  for prefix, part in (("extractor", classifier.extractor), ("main_head", classifier.main_head))
+                  for module_name, module in part.named_modules() if isinstance(module, torch.nn.GroupNorm)
+                  for p in ("weight", "bias")}
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and changed <= norm_names
+    assert any(n.startswith("extractor") for n in changed)
+
+
+def _timed_adapter(model, **config):
+    clock = FakeClock(0.02)
+    clock.attach(model)
+    adapter = TestTimeAdapter(model, AdaptationConfig(**config), "cpu", clock=clock)
+    adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
+    return adapter, clock
+
+
+def test_truncate_takes_the_steps_that_fit(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="reset", max_steps=10, budget_ms=100, policy="truncate",
+                                    measure_ssl_loss=False)
+    report = adapter.process(frames.images[0], arrival_time=clock()).report
+    # 4 steps x 20 ms + prediction 20 ms = 100 ms: exactly the budget; a fifth step would not fit
+    assert (report.steps_planned, report.steps_taken, report.stop_reason) == (10, 4, "budget")
+    assert report.deadline_met and math.isclose(report.total_ms, 100.0)
+
+
+def test_skip_takes_all_or_nothing(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="reset", max_steps=10, budget_ms=100, policy="skip",
+                                    measure_ssl_loss=False)
+    report = adapter.process(frames.images[0], arrival_time=clock()).report
+    assert (report.steps_taken, report.stop_reason, report.deadline_met) == (0, "budget", True)
+    adapter.update_config(max_steps=3)
+    report = adapter.process(frames.images[0], arrival_time=clock()).report
+    assert (report.steps_taken, report.stop_reason, report.deadline_met) == (3, "done", True)
+
+
+def test_late_frame_is_only_predicted(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="online", max_steps=5, budget_ms=100, measure_ssl_loss=False)
+    report = adapter.process(frames.images[0], arrival_time=clock() - 0.2).report
+    assert (report.steps_taken, report.stop_reason, report.deadline_met) == (0, "late", False)
+
+
+def test_no_budget_takes_every_step(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="reset", max_steps=6, budget_ms=0)
+    report = adapter.process(frames.images[0], arrival_time=clock()).report
+    assert (report.steps_taken, report.stop_reason, report.deadline_met) == (6, "done", True)
+
+
+def test_non_finite_loss_resets_to_source(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online"), "cpu")
+    adapter.process(frames.images[0], stream="cam")
+    with torch.no_grad():
+        next(classifier.extractor.parameters()).fill_(float("nan"))
+    report = adapter.process(frames.images[1], stream="cam").report
+    assert "non-finite" in report.auto_reset
+    assert_same(adapter.source_parameters(), adapter.stream_parameters("cam"))
+    assert math.isfinite(report.ssl_loss_after) and math.isfinite(report.entropy)
+
+
+def test_health_signal_resets_a_stream_whose_loss_leaves_its_range(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", health_sigma=3.0, health_patience=2),
+                              "cpu")
+    for image in frames.images[:12]:
+        assert adapter.process(image, stream="cam").report.auto_reset == ""
+    with torch.no_grad():  # the online state drifts far away (finite, but broken)
+        generator = torch.Generator().manual_seed(0)
+        for param in classifier.extractor.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 3 * param.std().clamp(min=0.1))
+    for image in frames.images[12:16]:
+        reason = adapter.process(image, stream="cam").report.auto_reset
+        if reason:
+            break
+    assert "sigma above its running range" in reason
+    assert_same(adapter.stream_parameters("cam"), adapter.source_parameters())
+
+
+def test_streams_adapt_independently_unless_shared(classifier, frames):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", max_steps=2), "cpu")
+    adapter.process(frames.images[0], stream="left")
+    left = adapter.stream_parameters("left")
+    assert_same(adapter.stream_parameters("right"), adapter.source_parameters())
+    adapter.process(frames.images[1], stream="right")
+    assert_same(adapter.stream_parameters("left"), left)  # right's steps did not touch left's state
+    assert adapter.stream_names() == ["left", "right"]
+    adapter.reset("left")
+    assert_same(adapter.stream_parameters("left"), adapter.source_parameters())
+
+    adapter.update_config(share_state=True)
+    adapter.process(frames.images[0], stream="left")
+    assert_same(adapter.stream_parameters("right"), adapter.stream_parameters("left"))
+
+
+def test_invalid_config_is_refused_and_nothing_changes(classifier):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="reset"), "cpu")
+    for bad in ({"mode": "sometimes"}, {"learning_rate": -1.0}, {"max_steps": 1000}, {"policy": "x"},
+                {"learning_rate": float("nan")}, {"no_such_setting": 1}):
+        with pytest.raises(ValueError):
+            adapter.update_config(**bad)
+        assert adapter.config == AdaptationConfig(mode="reset")
+
+
+def test_detector_boxes_come_back_in_image_pixels():
+    model = build_model(ModelConfig(task="detector", input_size=64, width=8, groups=4))
+    adapter = TestTimeAdapter(model, AdaptationConfig(mode="online", score_threshold=0.0, max_detections=5), "cpu")
+    result = adapter.process(np.zeros((240, 320, 3), np.uint8))
+    assert len(result.detections) == 5
+    assert result.detections.boxes[:, [0, 2]].max() > 64  # scaled from 64 px input to 320 px width
+    assert 0.0 <= result.report.entropy <= 1.0 and 0.0 <= result.report.margin <= 1.0
+
+
+def test_bad_images_raise_clear_errors(classifier):
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="off"), "cpu")
+    for bad, reason in ((np.zeros((0, 10, 3), np.uint8), "zero size"), (np.zeros((8, 8), np.uint8), "HxWx3"),
+                        (np.zeros((8, 8, 3), np.float32), "uint8")):
+        with pytest.raises(ValueError, match=reason):
+            adapter.process(bad)
