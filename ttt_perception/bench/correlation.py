@@ -176,6 +176,9 @@ def main(args) -> int:
                         key + "_off": base,
                         **{f"{key}_{m.name}": quality[m.name][set_name][key] for m in METHODS[1:]},
                         "improvement": {m.name: sign * (base - quality[m.name][set_name][key]) for m in METHODS[1:]}})
+        if key == "error":  # also the drop of the true class's cross-entropy: less quantised on few frames
+            records[-1]["nll_improvement"] = {m.name: quality["off"][set_name]["nll"] - quality[m.name][set_name]["nll"]
+                                              for m in METHODS[1:]}
     correlation = {}
     for m in METHODS[1:]:
         improvements = [r["improvement"][m.name] for r in records]
@@ -183,6 +186,8 @@ def main(args) -> int:
             "pearson_r": pearson([r["gradient_inner"] for r in records], improvements),
             "pearson_r_cosine": pearson([r["gradient_cosine"] for r in records], improvements),
             "mean_improvement": float(np.mean(improvements)),
+            "pearson_r_nll": pearson([r["gradient_inner"] for r in records],
+                                     [r["nll_improvement"][m.name] for r in records]) if key == "error" else None,
             "paper_r": PAPER_R[m.name],
         }
     payload = {**run_record(args, device, profile), "task": task, "model": description, "data": data_description,
@@ -197,10 +202,10 @@ def main(args) -> int:
     name = args.name or f"correlation_{profile}"
     png_path = results_dir() / f"{name}.png"
     plot(payload, png_path)
-    print(format_table(["method", "Pearson r (inner product)", "Pearson r (cosine)", f"mean improvement ({key} pts)",
-                        "paper r"],
-                       [[n, c["pearson_r"], c["pearson_r_cosine"], c["mean_improvement"], c["paper_r"]]
-                        for n, c in correlation.items()]))
+    print(format_table(["method", "Pearson r (inner product)", "r (cosine)", "r (vs cross-entropy drop)",
+                        f"mean improvement ({key} pts)", "paper r"],
+                       [[n, c["pearson_r"], c["pearson_r_cosine"], "-" if c["pearson_r_nll"] is None else c["pearson_r_nll"],
+                         c["mean_improvement"], c["paper_r"]] for n, c in correlation.items()]))
     print()
     print_targets(payload["targets"])
     json_path = write_json(name, payload)

@@ -104,7 +104,7 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
 
     ``truth``: labels (N,) for classification; (boxes list, labels list) for detection.
     """
-    wrong, steps, wall = 0, 0, 0.0
+    wrong, steps, wall, nll = 0, 0, 0.0, 0.0
     pred_boxes, pred_scores, pred_labels = [], [], []
     per_frame = []
     for i, image in enumerate(images):
@@ -115,6 +115,7 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
         if task == "classifier":
             hit = int(np.argmax(result.class_probs)) == int(truth[i])
             wrong += int(not hit)
+            nll -= float(np.log(max(float(result.class_probs[int(truth[i])]), 1e-12)))
             per_frame.append(0 if hit else 1)
         else:
             det = result.detections
@@ -125,6 +126,7 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
            "ms_per_frame": 1e3 * wall / max(len(images), 1)}
     if task == "classifier":
         out["error"] = 100.0 * wrong / max(len(images), 1)
+        out["nll"] = nll / max(len(images), 1)  # mean cross-entropy of the true class: a smoother quality
         out["wrong"] = per_frame
     else:
         boxes, labels = truth

@@ -126,10 +126,11 @@ def render_correlation(name: str, payload: dict) -> list[str]:
     out = [f"### Theorem 1 check (gradient correlation): `{name}.json`", "", _provenance(payload), "",
            f"{len(payload['sets'])} sets (15 corruptions x severities {payload['severities']}), "
            f"{payload['frames_per_set']} frames each, {payload['data']}; model: {payload['model']}.", ""]
-    out.append(md_table(["method", "Pearson r (inner product)", "Pearson r (cosine)",
-                         f"mean improvement ({payload['quality']} points)", "paper r (CIFAR-10-C)"],
-                        [[n, _num(c["pearson_r"], 2), _num(c["pearson_r_cosine"], 2), c["mean_improvement"],
-                          _num(c["paper_r"], 2)] for n, c in payload["correlation"].items()]))
+    out.append(md_table(["method", "Pearson r (inner product vs improvement)", "r (cosine)",
+                         "r (inner product vs cross-entropy drop)", f"mean improvement ({payload['quality']} points)",
+                         "paper r (CIFAR-10-C)"],
+                        [[n, _num(c["pearson_r"], 2), _num(c["pearson_r_cosine"], 2), _num(c.get("pearson_r_nll"), 2),
+                          c["mean_improvement"], _num(c["paper_r"], 2)] for n, c in payload["correlation"].items()]))
     out.append("")
     out += _targets(payload)
     out += ["", f"![gradient inner product vs improvement](results/{name}.png)", ""]
