@@ -1,0 +1,88 @@
+"""config/ttt_perception.yaml and launch/ttt_perception.launch.py, checked without launch installed.
+
+The YAML is checked against the parameter specs and read by a real node (rcl's own parser, in a
+namespace); the launch file is checked for its arguments and the launch_ros API it uses. The launch
+itself runs in test_launch.py where launch_testing is installed.
+"""
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from ros_helpers import FAST_PARAMETERS, NodeProcess, Probe, make_tiny_detector
+from ttt_perception.ros import parameters as P
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "ttt_perception.yaml"
+LAUNCH = REPO / "launch" / "ttt_perception.launch.py"
+
+
+def _flatten(tree, prefix=""):
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _config_values():
+    document = yaml.safe_load(CONFIG.read_text())
+    assert list(document) == ["/**/ttt_perception"]
+    return _flatten(document["/**/ttt_perception"]["ros__parameters"])
+
+
+def test_config_lists_every_parameter_with_its_default():
+    values = _config_values()
+    assert set(values) == set(P.SPEC_BY_NAME)
+    for name, value in values.items():
+        assert value == P.SPEC_BY_NAME[name].default, name
+    assert P.validate(values) == []
+
+
+def test_config_is_read_by_the_node_in_a_namespace(tmp_path):
+    model = make_tiny_detector(tmp_path / "detector.pt")
+    edited = CONFIG.read_text().replace('mode: "online"', 'mode: "reset"').replace(
+        'path: ""', f'path: "{model}"').replace('cameras: [""]', 'cameras: ["left", "right"]')
+    params_file = tmp_path / "edited.yaml"
+    params_file.write_text(edited)
+    node = NodeProcess("/cfg", {"deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]}, params_file)
+    probe = Probe("cfg_probe")
+    try:
+        probe.wait_active("/cfg/ttt_perception", node)
+        values = probe.get_parameters("/cfg/ttt_perception",
+                                      ["adaptation.mode", "model.path", "cameras", "input.qos", "deadline.budget_ms"])
+        assert values == {"adaptation.mode": "reset", "model.path": str(model), "cameras": ["left", "right"],
+                          "input.qos": "sensor_data", "deadline.budget_ms": 0.0}  # -p after the file wins
+        assert "inputs /cfg/left/image, /cfg/left/image/compressed, /cfg/right/image" in node.log()
+    finally:
+        probe.close()
+        node.stop()
+
+
+def _launch_tree():
+    return ast.parse(LAUNCH.read_text())
+
+
+def test_launch_file_declares_the_arguments_of_the_issue():
+    declared = set()
+    for call in ast.walk(_launch_tree()):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
+            declared.add(call.args[0].value)
+    assert declared == {"mode", "params_file", "device", "namespace", "image", "use_sim_time"}
+
+
+def test_launch_file_uses_the_launch_ros_api():
+    imports = {(node.module, alias.name) for node in ast.walk(_launch_tree()) if isinstance(node, ast.ImportFrom)
+               for alias in node.names}
+    assert {("launch", "LaunchDescription"), ("launch.actions", "DeclareLaunchArgument"),
+            ("launch.actions", "OpaqueFunction"), ("launch.substitutions", "LaunchConfiguration"),
+            ("launch.substitutions", "PathJoinSubstitution"), ("launch_ros.actions", "LifecycleNode"),
+            ("launch_ros.substitutions", "FindPackageShare")} <= imports
+    source = LAUNCH.read_text()
+    assert 'executable="ttt_perception_node"' in source and 'name="ttt_perception"' in source
+    # the console entry point the launch file starts exists
+    assert "ttt_perception_node = ttt_perception.ros.node:main" in (REPO / "setup.py").read_text()

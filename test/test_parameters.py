@@ -1,0 +1,123 @@
+"""Parameter specs, whole-set validation, and their rclpy declarations."""
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from ttt_perception.ros import parameters as P
+
+
+def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
+    values = P.defaults()
+    assert P.validate(values) == []
+    for name in ("model.path", "model.device", "cameras", "input.qos", "adaptation.mode", "adaptation.objective",
+                 "adaptation.max_steps", "adaptation.learning_rate", "adaptation.batch_size",
+                 "adaptation.share_state", "deadline.budget_ms", "deadline.policy", "deadline.clock",
+                 "detection.score_threshold", "detection.max_detections", "publish_debug_image", "autostart"):
+        assert name in values
+
+
+@pytest.mark.parametrize(
+    "name, value, text",
+    [
+        ("adaptation.mode", "sometimes", "adaptation.mode must be one of off, reset, online"),
+        ("adaptation.objective", "contrastive", "one of rotation, entropy"),
+        ("adaptation.max_steps", 101, "[0, 100]"),
+        ("adaptation.max_steps", 2.0, "must be an integer"),
+        ("adaptation.learning_rate", 0.0, "must be > 0"),
+        ("adaptation.learning_rate", float("nan"), "finite"),
+        ("adaptation.batch_size", 0, "[1, 256]"),
+        ("deadline.budget_ms", -1.0, "[0, 60000]"),
+        ("deadline.policy", "maybe", "truncate, skip"),
+        ("deadline.clock", "wall", "arrival, stamp"),
+        ("detection.score_threshold", 1.5, "[0, 1]"),
+        ("input.qos", "best_effort", "sensor_data, reliable"),
+        ("model.device", "tpu", "auto, cpu, cuda or cuda:N"),
+        ("cameras", ["front", "front"], "duplicate"),
+        ("cameras", ["front", ""], "not a relative ROS name"),
+        ("cameras", ["/abs"], "not a relative ROS name"),
+        ("publish_debug_image", "yes", "true or false"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_reason(name, value, text):
+    values = P.defaults()
+    values[name] = value
+    errors = P.validate(values)
+    assert errors and text in "; ".join(errors)
+
+
+def test_integers_are_accepted_for_float_parameters():
+    values = P.defaults()
+    values["deadline.budget_ms"] = 50
+    assert P.validate(values) == []
+    assert P.adapter_settings(values)["budget_ms"] == 50.0
+    assert isinstance(P.adapter_settings(values)["budget_ms"], float)
+
+
+def test_adapter_settings_map_to_config_fields():
+    settings = P.adapter_settings(P.defaults())
+    assert settings == {
+        "mode": "online", "objective": "rotation", "max_steps": 1, "learning_rate": 0.005, "batch_size": 8,
+        "share_state": False, "budget_ms": 100.0, "policy": "truncate", "score_threshold": 0.3,
+        "max_detections": 20,
+    }
+
+
+def test_camera_names_and_topics():
+    assert P.camera_names({"cameras": [""]}) == [""]
+    assert P.camera_names({"cameras": []}) == [""]
+    assert P.topic("", "image") == "image"
+    assert P.topic("front/left", "image/compressed") == "front/left/image/compressed"
+
+
+def test_changed_kinds_sort_changes_by_when_they_apply():
+    old = P.defaults()
+    new = dict(old, **{"adaptation.mode": "reset", "model.device": "cpu"})
+    kinds = P.changed_kinds(old, new)
+    assert kinds[P.LIVE] == ["adaptation.mode"] and kinds[P.RECONFIGURE] == ["model.device"]
+
+
+def test_descriptors_carry_ranges_read_only_and_when_changes_apply():
+    steps = P.descriptor(P.SPEC_BY_NAME["adaptation.max_steps"])
+    assert (steps.integer_range[0].from_value, steps.integer_range[0].to_value) == (0, 100)
+    lr = P.descriptor(P.SPEC_BY_NAME["adaptation.learning_rate"])
+    assert lr.floating_point_range[0].to_value == 1.0
+    assert P.descriptor(P.SPEC_BY_NAME["autostart"]).read_only
+    assert "next configure" in P.descriptor(P.SPEC_BY_NAME["model.path"]).description
+    assert "live" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).description
+    assert "off, reset, online" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).additional_constraints
+
+
+def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node(
+            "param_decl_test", context=context, start_parameter_services=False,
+            parameter_overrides=[
+                Parameter("adaptation.mode", value="reset"),
+                Parameter("adaptation.max_steps", value=500),  # out of range
+                Parameter("deadline.budget_ms", value=40),  # an integer for a float parameter
+            ])
+        values, problems = P.declare_parameters(node)
+        assert values["adaptation.mode"] == "reset"
+        assert values["adaptation.max_steps"] == 1
+        assert values["deadline.budget_ms"] == 40
+        assert values["cameras"] == [""]
+        assert len(problems) == 1 and "adaptation.max_steps" in problems[0]
+        assert P.validate(values) == []
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_adapter_settings_are_fields_of_the_core_config_and_valid_there():
+    import dataclasses
+
+    from ttt_perception.adapter import AdaptationConfig
+
+    fields = {field.name for field in dataclasses.fields(AdaptationConfig)}
+    settings = P.adapter_settings(P.defaults())
+    assert set(settings) <= fields
+    config = dataclasses.replace(AdaptationConfig(), **settings).validated()
+    assert config.mode == "online" and config.budget_ms == 100.0

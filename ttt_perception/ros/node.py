@@ -1,0 +1,455 @@
+"""The ttt_perception lifecycle node: camera images in, detections and uncertainty out.
+
+States (rclpy.lifecycle):
+
+* unconfigured: parameters and ``/diagnostics`` exist; no model.
+* configure: loads the model (``model.path``, empty: the default detector) on ``model.device`` and
+  builds the adapter, the per-camera subscriptions and publishers and the worker thread. A missing or
+  corrupt model file or a device that does not exist fails the transition with a message naming it;
+  the node stays up, unconfigured.
+* active: frames are accepted and answered. inactive: frames are ignored, nothing is published.
+* cleanup: stops the worker and frees the model (and its GPU memory).
+
+Executor callbacks never run the model: an image callback only puts the message into its camera's
+latest-frame slot. The worker thread converts it, calls the adapter, and publishes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import threading
+import time
+from typing import Any, Dict, List, NamedTuple, Optional
+
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from . import parameters as params
+from .camera_stats import ERROR, OK, WARN, CameraStats
+from .debug_image import draw_detections
+from .detection_message import DetectionMessageBuilder
+from .diagnostics import camera_status, diagnostic_array, node_status
+from .frame_buffer import LatestFrameSlots
+from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb, rgb_to_image
+from .log_throttle import LogThrottle
+from .uncertainty_message import build_uncertainty
+from .worker import FrameWorker
+
+NODE_NAME = "ttt_perception"
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# depth 5 like sensor_data: DDS keeps a few frames until the executor takes them; the node's own
+# latest-frame slot does the dropping, and counts it
+RELIABLE_INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class Frame(NamedTuple):
+    msg: Any
+    compressed: bool
+    arrival: float  # time.perf_counter() when the callback ran (the adapter's clock)
+    age_s: Optional[float]  # now - header stamp on the node's clock, when deadline.clock is "stamp"
+
+
+@dataclasses.dataclass
+class CameraIO:
+    name: str
+    label: str  # the adapter's stream name and the name in diagnostics
+    stats: CameraStats
+    subscriptions: List[Any]
+    detections: Any
+    uncertainty: Any
+    debug_image: Optional[Any]
+
+
+class TTTPerceptionNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._values, problems = params.declare_parameters(self)
+        for problem in problems:
+            self.get_logger().error(problem)
+        self._lock = threading.Lock()  # guards _values and _pending_settings
+        self._pending_settings: Optional[Dict[str, Any]] = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._throttle = LogThrottle(period_s=5.0)
+        self._messages = DetectionMessageBuilder()
+        self.get_logger().info(f"detections are published as {self._messages.description}")
+
+        self._adapter = None
+        self._class_names: List[str] = []
+        self._device = ""
+        self._cameras: Dict[str, CameraIO] = {}
+        self._slots: Optional[LatestFrameSlots] = None
+        self._worker: Optional[FrameWorker] = None
+        self._active = False
+        # held while checking "active" and publishing, and while deactivating: once deactivation has
+        # begun no output starts, and one in progress finishes first
+        self._publish_lock = threading.Lock()
+        self._state_label = "unconfigured"
+        self._configure_error = ""
+        self._manual_resets = 0
+        self._cuda_used = False
+
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
+
+    # ---- parameters --------------------------------------------------------------------------
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        with self._lock:
+            proposed = dict(self._values)
+        ours = [change for change in changes if change.name in params.SPEC_BY_NAME]
+        for change in ours:
+            proposed[change.name] = params.plain_value(change.value)
+        errors = params.validate(proposed)
+        if not errors:
+            errors = self._adapter_config_errors(proposed)
+        if errors:
+            reason = "; ".join(errors)
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        with self._lock:
+            kinds = params.changed_kinds(self._values, proposed)
+            self._values = proposed
+            if self._adapter is not None and kinds[params.LIVE]:
+                self._pending_settings = params.adapter_settings(proposed)
+        if kinds[params.LIVE]:
+            self.get_logger().info(f"changed {', '.join(kinds[params.LIVE])}: applies from the next frame")
+        if kinds[params.RECONFIGURE]:
+            self.get_logger().info(f"changed {', '.join(kinds[params.RECONFIGURE])}: applies at the next "
+                                   "configure (cleanup, then configure)")
+        return SetParametersResult(successful=True)
+
+    def _adapter_config_errors(self, values) -> List[str]:
+        from ttt_perception.adapter import AdaptationConfig
+
+        base = self._adapter.config if self._adapter is not None else AdaptationConfig()
+        try:
+            dataclasses.replace(base, **params.adapter_settings(values)).validated()
+        except (TypeError, ValueError) as exc:
+            return [str(exc)]
+        return []
+
+    def value(self, name: str) -> Any:
+        with self._lock:
+            return self._values[name]
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the node up and unconfigured
+            self._release()
+            self._configure_error = str(exc)
+            self._state_label = "unconfigured"
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._configure_error = ""
+        self._state_label = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        with self._lock:
+            values = dict(self._values)
+        errors = params.validate(values) + self._adapter_config_errors(values)
+        if errors:
+            raise ValueError("invalid parameters: " + "; ".join(errors))
+        import torch
+
+        from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+        from ttt_perception.devices import resolve_device
+
+        device_name = values["model.device"].strip()
+        if device_name == "auto":
+            device_name = "cuda" if torch.cuda.is_available() else "cpu"
+            if device_name == "cpu":
+                self.get_logger().warning("model.device 'auto': no CUDA device available, using the CPU")
+        try:
+            device = resolve_device(device_name)
+        except ValueError as exc:
+            raise RuntimeError(f"model.device: {exc}") from None
+        model = self._load_model(values["model.path"], device)
+        config = dataclasses.replace(AdaptationConfig(), **params.adapter_settings(values))
+        self._adapter = TestTimeAdapter(model, config, device=device)
+        if config.budget_ms > 0:
+            self._adapter.calibrate()  # step and prediction times, so the first frame's deadline is kept
+        self._device = str(device)
+        self._cuda_used = self._cuda_used or device.type == "cuda"
+        self._class_names = [str(name) for name in model.config.class_names]
+        with self._lock:
+            self._pending_settings = None
+
+        cameras = params.camera_names(values)
+        self._slots = LatestFrameSlots(cameras)
+        qos = qos_profile_sensor_data if values["input.qos"] == "sensor_data" else RELIABLE_INPUT_QOS
+        for camera in cameras:
+            self._cameras[camera] = self._camera_io(camera, qos, values["publish_debug_image"])
+        self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error).start()
+        inputs = ", ".join(sub.topic_name for io in self._cameras.values() for sub in io.subscriptions)
+        self.get_logger().info(
+            f"configured: model {values['model.path'] or 'default detector'} on {self._device}, "
+            f"mode {config.mode}, inputs {inputs} (QoS {values['input.qos']})")
+
+    def _load_model(self, path: str, device):
+        if not path:
+            from ttt_perception.default_models import default_model_path, load_default_model
+
+            try:
+                return load_default_model("detector", device)
+            except Exception as exc:  # noqa: BLE001 - name the file in the message
+                raise RuntimeError(f"default model {default_model_path('detector')}: {exc}") from None
+        from ttt_perception.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(path, device)  # CheckpointError names the file and the problem
+        return model
+
+    def _camera_io(self, camera: str, qos, debug: bool) -> CameraIO:
+        label = camera or "default"
+        subscriptions = [
+            self.create_subscription(Image, params.topic(camera, "image"),
+                                     lambda msg, c=camera: self._on_image(c, msg, False), qos),
+            self.create_subscription(CompressedImage, params.topic(camera, "image/compressed"),
+                                     lambda msg, c=camera: self._on_image(c, msg, True), qos),
+        ]
+        return CameraIO(
+            name=camera, label=label, stats=CameraStats(label), subscriptions=subscriptions,
+            detections=self.create_lifecycle_publisher(self._messages.msg_type, params.topic(camera, "detections"),
+                                                       OUTPUT_QOS),
+            uncertainty=self.create_lifecycle_publisher(DiagnosticArray, params.topic(camera, "uncertainty"),
+                                                        OUTPUT_QOS),
+            debug_image=self.create_lifecycle_publisher(Image, params.topic(camera, "debug_image"), OUTPUT_QOS)
+            if debug else None,
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result == TransitionCallbackReturn.SUCCESS:
+            self._active = True
+            self._state_label = "active"
+            self.get_logger().info("active: answering frames")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._publish_lock:
+            self._active = False
+        self._discard_waiting()
+        self._state_label = "inactive"
+        self.get_logger().info("inactive: frames are ignored until activated again")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state_label = "unconfigured"
+        self.get_logger().info("cleaned up: model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._release()
+        self._state_label = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._release()
+        self._state_label = "unconfigured"
+        self.get_logger().error("error during a transition: resources released, back to unconfigured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _discard_waiting(self) -> None:
+        if self._slots is None:
+            return
+        for camera in self._slots.clear():
+            io = self._cameras.get(camera)
+            if io is not None:
+                io.stats.dropped()
+
+    def _release(self) -> None:
+        """Stop the worker, destroy subscriptions and publishers, free the model."""
+        self._active = False
+        if self._worker is not None:
+            if not self._worker.stop(timeout=30.0):
+                self.get_logger().error("worker thread did not stop within 30 s")
+            self._worker = None
+        self._discard_waiting()
+        self._slots = None
+        for io in self._cameras.values():
+            for sub in io.subscriptions:
+                self.destroy_subscription(sub)
+            for pub in (io.detections, io.uncertainty, io.debug_image):
+                if pub is not None:
+                    self.destroy_lifecycle_publisher(pub)
+        self._cameras = {}
+        had_cuda = self._device.startswith("cuda")
+        self._adapter = None
+        self._device = ""
+        gc.collect()
+        if had_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # ---- frames ------------------------------------------------------------------------------
+
+    def _on_image(self, camera: str, msg, compressed: bool) -> None:
+        """Executor callback: stamp the arrival and hand the message to the camera's slot."""
+        arrival = time.perf_counter()
+        slots, io = self._slots, self._cameras.get(camera)
+        if not self._active or slots is None or io is None:
+            return
+        age = None
+        if self.value("deadline.clock") == "stamp":
+            stamp = msg.header.stamp
+            if stamp.sec or stamp.nanosec:
+                now = self.get_clock().now()
+                age = max(0.0, (now - Time.from_msg(stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
+        io.stats.received()
+        if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
+            io.stats.dropped()
+
+    def _handle_frame(self, camera: str, frame: Frame) -> None:
+        """Worker thread: convert, adapt and predict, publish."""
+        io, adapter = self._cameras.get(camera), self._adapter
+        if io is None or adapter is None:
+            return
+        self._apply_pending_settings(adapter)
+        msg = frame.msg
+        try:
+            rgb = compressed_to_rgb(msg) if frame.compressed else image_to_rgb(msg)
+        except ImageConversionError as exc:
+            io.stats.rejected(exc.reason)
+            self._throttle((camera, exc.reason), self.get_logger().warning,
+                           f"camera '{io.label}': frame rejected ({exc.reason}): {exc}")
+            return
+        if not msg.header.frame_id:
+            io.stats.empty_frame_id()
+            self._throttle((camera, "empty_frame_id"), self.get_logger().warning,
+                           f"camera '{io.label}': frame with an empty header.frame_id; processed, but its "
+                           "outputs cannot be placed in TF (set the camera driver's frame_id)")
+        arrival = frame.arrival if frame.age_s is None else frame.arrival - frame.age_s
+        result = adapter.process(rgb, stream=io.label, arrival_time=arrival)
+        report = result.report.as_dict()
+        height, width = rgb.shape[:2]
+        detections = self._messages.build(msg.header, result.detections, self._class_names,
+                                          image_size=(width, height))
+        uncertainty = build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name())
+        debug = None
+        if io.debug_image is not None and io.debug_image.get_subscription_count() > 0:
+            debug = rgb_to_image(draw_detections(rgb, result.detections, self._class_names), "rgb8",
+                                 header=msg.header)
+        with self._publish_lock:
+            if not self._active:  # deactivated while this frame was in work
+                io.stats.dropped()
+                return
+            io.detections.publish(detections)
+            io.uncertainty.publish(uncertainty)
+            if debug is not None:
+                io.debug_image.publish(debug)
+        io.stats.published(report)
+        if report.get("auto_reset"):
+            self.get_logger().warning(f"camera '{io.label}': automatic reset to the source weights: "
+                                      f"{report['auto_reset']}")
+
+    def _apply_pending_settings(self, adapter) -> None:
+        with self._lock:
+            pending, self._pending_settings = self._pending_settings, None
+        if pending:
+            try:
+                adapter.update_config(**pending)
+            except ValueError as exc:  # validated already; reported should the core disagree
+                self.get_logger().error(f"adaptation settings not applied: {exc}")
+
+    def _on_frame_error(self, camera: str, frame: Frame, exc: BaseException) -> None:
+        io = self._cameras.get(camera)
+        text = f"{type(exc).__name__}: {exc}"
+        if io is not None:
+            io.stats.failed(text)
+        self._throttle((camera, "failed"), self.get_logger().error,
+                       f"camera '{io.label if io else camera}': frame failed in the adapter: {text}")
+
+    # ---- service and diagnostics -------------------------------------------------------------
+
+    def _on_reset(self, request, response):
+        # The adapter's lock makes this wait for the frame in work, if any (one frame's time at most).
+        adapter = self._adapter
+        if adapter is None:
+            response.success = False
+            response.message = f"not configured (state {self._state_label}): nothing to reset"
+            return response
+        adapter.reset()
+        self._manual_resets += 1
+        response.success = True
+        response.message = f"all cameras ({len(self._cameras)}) back to the source weights"
+        self.get_logger().info(f"reset: {response.message}")
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        name = self.get_fully_qualified_name()
+        with self._lock:
+            values = dict(self._values)
+        adapter = self._adapter
+        if self._configure_error:
+            level, message = ERROR, f"configure failed: {self._configure_error}"
+        elif self._state_label == "active":
+            level, message = OK, "active"
+        else:
+            level, message = (WARN if self._state_label == "unconfigured" else OK), self._state_label
+        info = {
+            "state": self._state_label,
+            "model": values["model.path"] or "default detector",
+            "device": self._device or values["model.device"],
+            "mode": adapter.config.mode if adapter is not None else values["adaptation.mode"],
+            "objective": adapter.config.objective if adapter is not None else values["adaptation.objective"],
+            "detections_type": self._messages.msg_type.__name__,
+            "manual_resets": self._manual_resets,
+        }
+        if self._device.startswith("cuda") or self._cuda_used:
+            import torch
+
+            # falls back to about 0 after cleanup: the model's GPU memory is freed
+            info["cuda_memory_mb"] = torch.cuda.memory_allocated() / 2**20
+        statuses = [node_status(name, level, message, info)]
+        for io in list(self._cameras.values()):
+            hint = ", ".join(sub.topic_name for sub in io.subscriptions) + f" with QoS {values['input.qos']}"
+            statuses.append(camera_status(io.stats.snapshot(), name, self._active, input_hint=hint))
+        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self.value("autostart"))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = TTTPerceptionNode()
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, _external_shutdown()):
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def _external_shutdown():
+    """``ExternalShutdownException`` where rclpy has it (Humble and later)."""
+    return getattr(rclpy.executors, "ExternalShutdownException", KeyboardInterrupt)
+
+
+if __name__ == "__main__":
+    main()

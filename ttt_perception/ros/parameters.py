@@ -1,0 +1,266 @@
+"""The node's parameters: names, defaults, descriptors, and validation of a whole set of values.
+
+Each parameter is one of three kinds, stated in its descriptor's description:
+
+* ``live``: changed at any time with ``ros2 param set``; the worker applies it from the next frame.
+* ``reconfigure``: accepted at any time, used at the next configure (``cleanup`` then ``configure``).
+* ``startup``: read-only, read once when the node starts.
+
+``validate`` checks a complete set of values (a change is checked together with every other current
+value) and returns the reasons it refuses; it needs no ROS graph. ``declare_parameters`` and
+``descriptor`` turn the specs into rclpy declarations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+MODES = ("off", "reset", "online")
+OBJECTIVES = ("rotation", "entropy")
+POLICIES = ("truncate", "skip")
+DEADLINE_CLOCKS = ("arrival", "stamp")
+QOS_CHOICES = ("sensor_data", "reliable")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# a camera name is a relative ROS name: tokens of letters, digits and underscores, not starting with a digit
+CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+MAX_CAMERAS = 16
+
+LIVE, RECONFIGURE, STARTUP = "live", "reconfigure", "startup"
+_KIND_TEXT = {
+    LIVE: "Changes live, from the next frame.",
+    RECONFIGURE: "Takes effect at the next configure (lifecycle cleanup, then configure).",
+    STARTUP: "Read-only: set at start-up only.",
+}
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any
+    description: str
+    kind: str
+    choices: Tuple[str, ...] = ()
+    low: Optional[float] = None  # inclusive range for numbers
+    high: Optional[float] = None
+    adapter_field: Optional[str] = None  # the AdaptationConfig field it sets, if any
+
+    @property
+    def is_float(self) -> bool:
+        return isinstance(self.default, float)
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self.default, int) and not isinstance(self.default, bool)
+
+    def full_description(self) -> str:
+        text = self.description
+        if self.choices:
+            text += f" One of: {', '.join(self.choices)}."
+        return f"{text} {_KIND_TEXT[self.kind]}"
+
+
+SPECS: Tuple[ParameterSpec, ...] = (
+    ParameterSpec("model.path", "", "Checkpoint file of the model; empty: the packaged default detector.",
+                  RECONFIGURE),
+    ParameterSpec("model.device", "auto", "Torch device: auto (CUDA if present, else CPU with a warning), "
+                  "cpu, cuda or cuda:N.", RECONFIGURE),
+    ParameterSpec("cameras", [""], "Camera names. Each camera <c> reads <c>/image or <c>/image/compressed and "
+                  "writes <c>/detections and <c>/uncertainty (relative names). [\"\"]: one camera with the "
+                  "topics image, image/compressed, detections, uncertainty.", RECONFIGURE),
+    ParameterSpec("input.qos", "sensor_data", "QoS of the image subscriptions: sensor_data (best effort, "
+                  "matches every publisher) or reliable (matches reliable publishers only).", RECONFIGURE,
+                  choices=QOS_CHOICES),
+    ParameterSpec("adaptation.mode", "online", "off: plain inference; reset: adapt on each frame, then "
+                  "restore the source weights; online: keep adapting from frame to frame.", LIVE,
+                  choices=MODES, adapter_field="mode"),
+    ParameterSpec("adaptation.objective", "rotation", "Self-supervised objective: rotation (TTT, extractor "
+                  "weights) or entropy (Tent, normalisation affine parameters).", LIVE, choices=OBJECTIVES,
+                  adapter_field="objective"),
+    ParameterSpec("adaptation.max_steps", 1, "Most SGD steps per frame.", LIVE, low=0, high=100,
+                  adapter_field="max_steps"),
+    ParameterSpec("adaptation.learning_rate", 0.005, "SGD learning rate of the test-time steps (> 0).", LIVE,
+                  low=0.0, high=1.0, adapter_field="learning_rate"),
+    ParameterSpec("adaptation.batch_size", 8, "Augmented copies of the frame per step.", LIVE, low=1, high=256,
+                  adapter_field="batch_size"),
+    ParameterSpec("adaptation.share_state", False, "Online mode: all cameras share one adapted state "
+                  "(false: one state per camera).", LIVE, adapter_field="share_state"),
+    ParameterSpec("deadline.budget_ms", 100.0, "Time budget per frame in milliseconds, adaptation and "
+                  "prediction together; 0: no deadline.", LIVE, low=0.0, high=60000.0,
+                  adapter_field="budget_ms"),
+    ParameterSpec("deadline.policy", "truncate", "truncate: take the steps that fit the budget; skip: all "
+                  "planned steps or none.", LIVE, choices=POLICIES, adapter_field="policy"),
+    ParameterSpec("deadline.clock", "arrival", "Where a frame's budget starts: arrival (when the node "
+                  "received it) or stamp (its header stamp, on the node's clock).", LIVE,
+                  choices=DEADLINE_CLOCKS),
+    ParameterSpec("detection.score_threshold", 0.3, "Lowest score of a published detection.", LIVE,
+                  low=0.0, high=1.0, adapter_field="score_threshold"),
+    ParameterSpec("detection.max_detections", 20, "Most detections per frame.", LIVE, low=1, high=1000,
+                  adapter_field="max_detections"),
+    ParameterSpec("publish_debug_image", False, "Publish <camera>/debug_image with boxes and labels drawn "
+                  "(only while someone subscribes).", RECONFIGURE),
+    ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up.", STARTUP),
+)
+SPEC_BY_NAME: Dict[str, ParameterSpec] = {spec.name: spec for spec in SPECS}
+
+
+def defaults() -> Dict[str, Any]:
+    return {spec.name: (list(spec.default) if isinstance(spec.default, list) else spec.default)
+            for spec in SPECS}
+
+
+def _check_value(spec: ParameterSpec, value: Any) -> Optional[str]:
+    name = spec.name
+    if isinstance(spec.default, bool):
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
+    if isinstance(spec.default, str):
+        if not isinstance(value, str):
+            return f"{name} must be a string, got {value!r}"
+        if spec.choices and value not in spec.choices:
+            return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
+        return None
+    if isinstance(spec.default, list):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"{name} must be a list of strings, got {value!r}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{name} must be a number, got {value!r}"
+    if spec.is_int and isinstance(value, float):
+        return f"{name} must be an integer, got {value!r}"
+    if not math.isfinite(float(value)):
+        return f"{name} must be finite, got {value!r}"
+    if spec.low is not None and value < spec.low or spec.high is not None and value > spec.high:
+        return f"{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}"
+    return None
+
+
+def validate(values: Mapping[str, Any]) -> List[str]:
+    """The reasons why this complete set of values is refused; empty when it is valid."""
+    errors = []
+    for spec in SPECS:
+        if spec.name not in values:
+            errors.append(f"{spec.name} is missing")
+            continue
+        problem = _check_value(spec, values[spec.name])
+        if problem:
+            errors.append(problem)
+    if errors:
+        return errors
+    if values["adaptation.learning_rate"] <= 0.0:
+        errors.append(f"adaptation.learning_rate must be > 0, got {values['adaptation.learning_rate']!r}")
+    if not DEVICE_PATTERN.match(values["model.device"].strip()):
+        errors.append(f"model.device must be auto, cpu, cuda or cuda:N; got '{values['model.device']}'")
+    errors.extend(_camera_errors(values["cameras"]))
+    return errors
+
+
+def _camera_errors(cameras: Sequence[str]) -> List[str]:
+    cameras = list(cameras)
+    if cameras in ([], [""]):
+        return []
+    if len(cameras) > MAX_CAMERAS:
+        return [f"cameras: at most {MAX_CAMERAS} cameras, got {len(cameras)}"]
+    errors = []
+    for name in cameras:
+        if not CAMERA_PATTERN.match(name):
+            errors.append(f"cameras: '{name}' is not a relative ROS name (letters, digits, '_', '/'; "
+                          "the empty name only as the single camera)")
+    duplicates = sorted({name for name in cameras if cameras.count(name) > 1})
+    if duplicates:
+        errors.append(f"cameras: duplicate names {duplicates}")
+    return errors
+
+
+def camera_names(values: Mapping[str, Any]) -> List[str]:
+    """The cameras to serve; ``[""]`` (also for an empty list) is the single camera without a prefix."""
+    cameras = list(values["cameras"])
+    return cameras if cameras else [""]
+
+
+def topic(camera: str, leaf: str) -> str:
+    """Relative topic name of a camera: ``topic("front", "detections") == "front/detections"``."""
+    return f"{camera}/{leaf}" if camera else leaf
+
+
+def adapter_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``AdaptationConfig`` fields these parameter values set (numbers in the field's type)."""
+    settings = {}
+    for spec in SPECS:
+        if spec.adapter_field is None:
+            continue
+        value = values[spec.name]
+        if spec.is_float:
+            value = float(value)
+        elif spec.is_int:
+            value = int(value)
+        settings[spec.adapter_field] = value
+    return settings
+
+
+def changed_kinds(old: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, List[str]]:
+    """Names of the parameters that differ between two value sets, grouped by kind."""
+    kinds: Dict[str, List[str]] = {LIVE: [], RECONFIGURE: [], STARTUP: []}
+    for spec in SPECS:
+        if spec.name in old and spec.name in new and old[spec.name] != new[spec.name]:
+            kinds[spec.kind].append(spec.name)
+    return kinds
+
+
+# ---- rclpy declarations -------------------------------------------------------------------------
+
+def descriptor(spec: ParameterSpec):
+    """The ``rcl_interfaces/ParameterDescriptor`` of a spec (description, range, read-only)."""
+    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                    ParameterType)
+
+    desc = ParameterDescriptor(name=spec.name, description=spec.full_description(),
+                               read_only=spec.kind == STARTUP)
+    if spec.choices:
+        desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
+    if isinstance(spec.default, bool):
+        desc.type = ParameterType.PARAMETER_BOOL
+    elif isinstance(spec.default, str):
+        desc.type = ParameterType.PARAMETER_STRING
+    elif isinstance(spec.default, list):
+        desc.type = ParameterType.PARAMETER_STRING_ARRAY
+    elif spec.is_int:
+        desc.type = ParameterType.PARAMETER_INTEGER
+        desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    else:
+        # `ros2 param set ... deadline.budget_ms 50` sends an integer; accept it for a float parameter
+        # (dynamic typing) and let `validate` check type and range.
+        desc.type = ParameterType.PARAMETER_DOUBLE
+        desc.dynamic_typing = True
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
+                                                        step=0.0)]
+    return desc
+
+
+def declare_parameters(node) -> Tuple[Dict[str, Any], List[str]]:
+    """Declare every parameter on ``node``; return (values, problems).
+
+    An override (from a YAML file or the command line) of the wrong type or out of range is not
+    fatal: the parameter keeps its default, and the problem is returned for the node to log.
+    """
+    from rclpy.exceptions import ParameterException  # base of the type/value errors in every distro
+
+    values, problems = {}, []
+    for spec in SPECS:
+        desc = descriptor(spec)
+        default = list(spec.default) if isinstance(spec.default, list) else spec.default
+        try:
+            parameter = node.declare_parameter(spec.name, default, desc)
+        except (ParameterException, TypeError, ValueError) as exc:
+            problems.append(f"parameter {spec.name}: override refused ({exc}); using the default {default!r}")
+            parameter = node.declare_parameter(spec.name, default, desc, ignore_override=True)
+        values[spec.name] = plain_value(parameter.value)
+    return values, problems
+
+
+def plain_value(value: Any) -> Any:
+    """Parameter values as plain Python (rclpy gives arrays as lists or array.array)."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    return list(value)
