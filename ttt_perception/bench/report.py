@@ -94,7 +94,8 @@ def render_gradual(name: str, payload: dict) -> list[str]:
 def render_realtime(name: str, payload: dict) -> list[str]:
     out = [f"### Real time (the stream does not wait): `{name}.json`", "", _provenance(payload), "",
            f"{payload['task']} streams, the 15 corruptions at severity 5, {payload['frames_per_stream']} frames each; "
-           f"plain inference {payload['plain_inference_ms']:.2f} ms per frame ({payload['timing']}); mixed precision "
+           f"plain inference {payload['plain_inference_ms']:.2f} ms per frame ({payload['timing']}; "
+           f"{payload.get('clock', 'skip-idle clock')}); mixed precision "
            f"{'on' if payload.get('amp') else 'off'}. Dropped frames are scored with the last published output and "
            f"count as missed deadlines.", ""]
     out.append("Cost of one adaptation step as a multiple of one forward pass:")
