@@ -243,3 +243,13 @@ def test_report_command_rewrites_only_the_section(tmp_path):
     assert main(["bench", "report", "--readme", str(readme), "--results", str(results)]) == 0
     text = readme.read_text()
     assert "old" not in text and "CPU test machine" in text and text.endswith("## Licence\nApache\n")
+
+
+def test_rotation_error_counts_the_four_rotations_of_each_frame():
+    from ttt_perception.bench.correlation import rotation_error
+
+    model = tiny_classifier()
+    tensors = prepare_inputs(make_classification_frames("val", 3, size=16, seed=0), model)
+    value = rotation_error(model, tensors["images"])
+    assert 0.0 <= value <= 100.0
+    assert (value * 12 / 100.0) == pytest.approx(round(value * 12 / 100.0))  # a whole number of the 12 rotations

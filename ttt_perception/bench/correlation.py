@@ -68,13 +68,25 @@ def gradient_inner_product(model, batch: dict[str, torch.Tensor]) -> dict[str, f
     return {"inner": inner, "cosine": inner / norms if norms > 0 else 0.0}
 
 
+@torch.no_grad()
+def rotation_error(model, images: torch.Tensor) -> float:
+    """Error (%) of the rotation head on each frame's four rotations: how well the self-supervised task is
+    solved on this set (chance is 75%)."""
+    wrong = 0
+    for image in images:
+        rotated, labels = plain_rotations(image)
+        wrong += int((model.rotation_logits(rotated).argmax(dim=1) != labels).sum())
+    return 100.0 * wrong / (4 * max(len(images), 1))
+
+
 def set_gradient_statistics(model, dataset, device) -> dict[str, float]:
-    """Mean inner product and mean cosine over every frame of one set."""
+    """Mean inner product and mean cosine over every frame of one set, and the rotation head's error."""
     tensors = prepare_inputs(dataset, model)
     values = [gradient_inner_product(model, {k: v[i:i + 1].to(device) for k, v in tensors.items()})
               for i in range(len(tensors["images"]))]
     return {"inner": float(np.mean([v["inner"] for v in values])),
-            "cosine": float(np.mean([v["cosine"] for v in values]))}
+            "cosine": float(np.mean([v["cosine"] for v in values])),
+            "rotation_error": rotation_error(model, tensors["images"].to(device))}
 
 
 def pearson(x, y) -> float:
@@ -173,6 +185,7 @@ def main(args) -> int:
         sign = 1.0 if key == "error" else -1.0  # improvement: error down, or mAP up
         records.append({"set": set_name, "corruption": corruption, "severity": int(severity),
                         "gradient_inner": stats["inner"], "gradient_cosine": stats["cosine"],
+                        "rotation_error": stats["rotation_error"],
                         key + "_off": base,
                         **{f"{key}_{m.name}": quality[m.name][set_name][key] for m in METHODS[1:]},
                         "improvement": {m.name: sign * (base - quality[m.name][set_name][key]) for m in METHODS[1:]}})
@@ -190,7 +203,13 @@ def main(args) -> int:
                                      [r["nll_improvement"][m.name] for r in records]) if key == "error" else None,
             "paper_r": PAPER_R[m.name],
         }
-    payload = {**run_record(args, device, profile), "task": task, "model": description, "data": data_description,
+    clean = set_gradient_statistics(model, data, device)
+    ssl = {"rotation_error_clean": clean["rotation_error"],
+           "rotation_error_corrupted_mean": float(np.mean([r["rotation_error"] for r in records])),
+           "pearson_r_rotation_error_vs_off": pearson([r["rotation_error"] for r in records],
+                                                      [r[key + "_off"] for r in records]),
+           "gradient_inner_clean": clean["inner"]}
+    payload = {**run_record(args, device, profile), "task": task, "self_supervision": ssl, "model": description, "data": data_description,
                "quality": key, "frames_per_set": len(data), "severities": list(settings["severities"]),
                "corruptions": list(CORRUPTIONS),
                "methods": {m.name: dataclasses.asdict(m.config) for m in METHODS},
@@ -206,6 +225,9 @@ def main(args) -> int:
                         f"mean improvement ({key} pts)", "paper r"],
                        [[n, c["pearson_r"], c["pearson_r_cosine"], "-" if c["pearson_r_nll"] is None else c["pearson_r_nll"],
                          c["mean_improvement"], c["paper_r"]] for n, c in correlation.items()]))
+    print(f"rotation head error: clean {ssl['rotation_error_clean']:.1f}%, corrupted sets "
+          f"{ssl['rotation_error_corrupted_mean']:.1f}% on average (chance 75%); Pearson r with the off {key} over "
+          f"the sets: {ssl['pearson_r_rotation_error_vs_off']:.2f}")
     print()
     print_targets(payload["targets"])
     json_path = write_json(name, payload)

@@ -133,6 +133,13 @@ def render_correlation(name: str, payload: dict) -> list[str]:
                         [[n, _num(c["pearson_r"], 2), _num(c["pearson_r_cosine"], 2), _num(c.get("pearson_r_nll"), 2),
                           c["mean_improvement"], _num(c["paper_r"], 2)] for n, c in payload["correlation"].items()]))
     out.append("")
+    ssl = payload.get("self_supervision")
+    if ssl:
+        out.append(f"Rotation head error (chance 75%): {ssl['rotation_error_clean']:.1f}% on the clean frames, "
+                   f"{ssl['rotation_error_corrupted_mean']:.1f}% on the corrupted sets on average; Pearson r between "
+                   f"it and the {payload['quality']} of mode off over the sets: "
+                   f"{_num(ssl['pearson_r_rotation_error_vs_off'], 2)}.")
+        out.append("")
     out += _targets(payload)
     out += ["", f"![gradient inner product vs improvement](results/{name}.png)", ""]
     return out
