@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell $(PYTHON) -c 'import os; print(1 + os.getpid() % 100)')
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
+# Camera-sized frames through shared memory instead of lossy UDP fragments (see the XML's comment).
+export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_images.xml
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(FASTRTPS_DEFAULT_PROFILES_FILE)
 
 .PHONY: venv test demo bench clean
 

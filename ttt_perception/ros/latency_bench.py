@@ -35,6 +35,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from .dds_profile import use_large_image_profile
+
 
 def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path) -> subprocess.Popen:
     names = ",".join(f"'cam{i}'" for i in range(cameras))
@@ -204,10 +206,14 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--budget-ms", type=float, default=0.0)
     parser.add_argument("--input-qos", default="sensor_data", choices=["sensor_data", "reliable"])
+    parser.add_argument("--default-dds", action="store_true",
+                        help="Fast DDS defaults instead of config/fastdds_large_images.xml (to see the difference)")
     parser.add_argument("--out", type=Path, default=Path("results/ros_latency.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))  # not the default domain 0
+    if not args.default_dds:
+        use_large_image_profile()
 
     work = Path(tempfile.mkdtemp(prefix="ttt_latency_"))
     model = args.model
