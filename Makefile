@@ -29,8 +29,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ttt-perception demo
 
+# The CPU quick profiles, one after the other (each under 15 minutes on a 2-core machine), then the README.
 bench: $(STAMP)
 	$(VENV)/bin/ttt-perception bench accuracy --quick
+	$(VENV)/bin/ttt-perception bench gradual --quick
+	$(VENV)/bin/ttt-perception bench realtime --quick
+	$(VENV)/bin/ttt-perception bench correlation --quick
+	$(VENV)/bin/ttt-perception bench report
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -37,7 +37,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     if not path.is_file():
         raise CheckpointError(f"model file {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion: checkpoints written before training_metadata stored the version as a str
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, wrong pickle: all mean the same to a user
         raise CheckpointError(f"model file {path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,4 +1,4 @@
-"""``ttt-perception bench ...``: one subcommand per question."""
+"""``ttt-perception bench ...``: one subcommand per question, plus ``report`` for the README."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from __future__ import annotations
 def add_bench_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks: print a table, write JSON and a PNG under results/")
     kinds = bench.add_subparsers(dest="bench", required=True)
-    from . import accuracy
+    from . import accuracy, correlation, gradual, realtime, report
 
     accuracy.add_parser(kinds)
+    gradual.add_parser(kinds)
+    realtime.add_parser(kinds)
+    correlation.add_parser(kinds)
+    report.add_parser(kinds)

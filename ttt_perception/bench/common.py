@@ -1,13 +1,26 @@
-"""What every benchmark shares: where results go, which machine produced them, table printing."""
+"""What every benchmark shares: where results go, which machine produced them, table printing,
+models (the packaged joint-trained one, the cached source-only one, or a user's checkpoint), seeds,
+peak memory and the PASS/MISS lines of the issue's targets."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import platform
+import random
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from ..devices import resolve_device, synchronize
+
+_LOG = logging.getLogger(__name__)
 
 
 def results_dir() -> Path:
@@ -16,17 +29,37 @@ def results_dir() -> Path:
     return path
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
-           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"CPU {_cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, " \
+           f"torch {torch.__version__}"
 
 
 def write_json(name: str, payload: dict) -> Path:
     path = results_dir() / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default))
     return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def format_table(header: list[str], rows: list[list]) -> str:
@@ -35,3 +68,119 @@ def format_table(header: list[str], rows: list[list]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ---- run set-up ----------------------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared small machine more threads mostly wait on "
+                             "each other; 0 keeps torch's own choice)")
+
+
+def set_up(args) -> torch.device:
+    """Seeds, thread count and the device; every benchmark calls this first."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    return resolve_device(args.device)
+
+
+def run_record(args, device: torch.device, profile: str) -> dict:
+    """What every JSON carries: the command, profile, seed, machine and when it ran."""
+    return {"command": "ttt-perception " + " ".join(sys.argv[1:]) if sys.argv else "",
+            "profile": profile, "seed": args.seed, "device": str(device),
+            "machine": machine_description(device), "created": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def target(name: str, passed: bool, detail: str) -> dict:
+    return {"target": name, "passed": bool(passed), "detail": detail}
+
+
+def print_targets(targets: list[dict]) -> None:
+    for t in targets:
+        print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['detail']}")
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+
+def load_model(task: str, path: str | None, device: torch.device):
+    """(model, description): a user's checkpoint, or the packaged default for ``task``."""
+    from ..checkpoint import load_checkpoint
+    from ..default_models import default_model_path, load_default_model
+
+    if path:
+        model, _ = load_checkpoint(path, device)
+        return model, f"checkpoint {path}"
+    return load_default_model(task, device), f"default {task} ({default_model_path(task).name}, joint training)"
+
+
+def source_only_path(task: str) -> Path:
+    from ..default_models import cache_dir
+
+    return cache_dir() / f"{task}_source_only.pt"
+
+
+def source_only_model(task: str, device: torch.device, progress: bool = True):
+    """The default recipe trained with rotation weight 0, cached next to the other default models.
+
+    Trained on first use (minutes on a CPU) and retrained when the recipe has changed since.
+    """
+    from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from ..default_models import RECIPES, train_default_model
+
+    recipe = RECIPES[task]
+    wanted_train = {**asdict(recipe.train), "rotation_weight": 0}
+    path = source_only_path(task)
+    if path.is_file():
+        try:
+            model, meta = load_checkpoint(path, device)
+            if meta.get("train_config") == wanted_train and model.config == recipe.model:
+                return model
+            _LOG.warning("%s was trained with another recipe: training it again", path)
+        except CheckpointError as exc:
+            _LOG.warning("%s: training it again", exc)
+    _LOG.warning("source-only %s not cached at %s: training it now (rotation weight 0; once)", task, path)
+    model, meta = train_default_model(task, rotation_weight=0, progress=progress)
+    meta["role"] = "source-only baseline (rotation_weight=0)"
+    save_checkpoint(model, path, meta)
+    return model.to(device).eval()
+
+
+# ---- memory --------------------------------------------------------------------------------------
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA allocator statistics, or the kernel's peak RSS (Linux clear_refs)."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux, or not allowed: the peak then covers the whole process
+
+
+def peak_memory_mb(device: torch.device) -> dict:
+    """Peak since ``reset_peak_memory``: {'kind': ..., 'mb': ...}."""
+    if device.type == "cuda":
+        synchronize(device)
+        return {"kind": "torch.cuda.max_memory_allocated", "mb": torch.cuda.max_memory_allocated(device) / 2**20}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return {"kind": "peak RSS (VmHWM)", "mb": int(line.split()[1]) / 1024}
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return {"kind": "peak RSS (process lifetime)", "mb": peak / (2**20 if sys.platform == "darwin" else 1024)}

@@ -1,0 +1,255 @@
+"""The pure pieces of the benchmarks: stream scheduling with an injected clock, the gradient inner
+product, scoring, statistics and the README regeneration. Real torch, tiny models, no timing asserts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.bench.accuracy import parse_severities
+from ttt_perception.bench.correlation import gradient_inner_product, pearson
+from ttt_perception.bench.evaluation import private_adapter, score_stream
+from ttt_perception.bench.gradual import gradual_stream, severity_slope
+from ttt_perception.bench.realtime import SkipIdleClock, percentiles, run_fixed_rate
+from ttt_perception.bench.report import END, START, render_results, replace_section
+from ttt_perception.data import make_classification_frames, make_detection_frames
+from ttt_perception.model import ModelConfig, build_model
+from ttt_perception.objectives import plain_rotations
+from ttt_perception.training import prepare_inputs
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += max(seconds, 0.0)
+
+
+def tiny_classifier():
+    config = ModelConfig(task="classifier", input_size=16, width=8, groups=4, stem_stride=1, stage_strides=(1, 2, 2))
+    return build_model(config, seed=0).eval()
+
+
+def tiny_detector():
+    config = ModelConfig(task="detector", input_size=32, width=8, groups=4, stem_stride=2, stage_strides=(1, 2, 1))
+    return build_model(config, seed=0).eval()
+
+
+# ---- stream scheduler ---------------------------------------------------------------------------
+
+
+def test_slow_worker_drops_the_frames_that_arrive_while_busy():
+    clock = FakeClock()
+
+    def process(index, arrival):
+        assert arrival == pytest.approx(index * 0.25)
+        assert clock() >= arrival  # never works on a frame before it has arrived
+        clock.now += 0.625  # 2.5 frame periods of work
+        return f"out{index}"
+
+    run = run_fixed_rate(10, 4.0, process, clock, clock.sleep)
+    assert [p.index for p in run.processed] == [0, 2, 5, 7, 9]
+    assert run.dropped == [1, 3, 4, 6, 8]
+    held = run.held_outputs()
+    # frame 1 arrives before anything was published; 3 and 4 see frame 0's output, 6 frame 2's, 8 frame 5's
+    assert held == ["out0", None, "out2", "out0", "out0", "out5", "out2", "out7", "out5", "out9"]
+
+
+def test_fast_worker_sleeps_until_each_arrival_and_drops_nothing():
+    clock = FakeClock()
+    starts = []
+
+    def process(index, arrival):
+        starts.append(clock())
+        clock.now += 0.01
+        return index
+
+    run = run_fixed_rate(5, 10.0, process, clock, clock.sleep)
+    assert run.dropped == []
+    assert [p.index for p in run.processed] == list(range(5))
+    assert starts == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert run.held_outputs() == list(range(5))
+
+
+def test_skip_idle_clock_jumps_over_sleeps_but_follows_its_base():
+    base = FakeClock()
+    clock = SkipIdleClock(base)
+    base.now = 1.0
+    clock.sleep(2.5)
+    clock.sleep(-1.0)  # negative sleeps are ignored
+    assert clock() == pytest.approx(3.5)
+    base.now = 1.5
+    assert clock() == pytest.approx(4.0)
+
+
+def test_adapter_deadlines_follow_the_injected_stream_clock():
+    """A stream driven by a skip-idle clock: the adapter's deadline bookkeeping uses the same timeline."""
+    clock = SkipIdleClock(FakeClock())
+    model = tiny_classifier()
+    adapter = TestTimeAdapter(model, AdaptationConfig(mode="off", budget_ms=50.0), device="cpu", clock=clock)
+    frames = make_classification_frames("val", 4, size=16, seed=0).images
+    reports = []
+    run = run_fixed_rate(4, 10.0, lambda i, t: reports.append(adapter.process(frames[i], arrival_time=t).report),
+                         clock, clock.sleep)
+    assert len(run.processed) == 4
+    assert all(r.deadline_met for r in reports)  # fake base clock: work takes no time
+
+
+def test_percentiles_of_nothing_are_nan():
+    assert all(np.isnan(v) for v in percentiles([]).values())
+    assert percentiles([1.0, 2.0, 3.0])["p50"] == pytest.approx(2.0)
+
+
+# ---- gradient inner product ---------------------------------------------------------------------
+
+
+def _manual_gradients(model, images, labels):
+    params = list(model.extractor.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    main = F.cross_entropy(model(images), labels)
+    g_main = torch.autograd.grad(main, params)
+    rotated, rot_labels = plain_rotations(images[0])
+    g_rot = torch.autograd.grad(F.cross_entropy(model.rotation_logits(rotated), rot_labels), params)
+    return torch.cat([g.flatten() for g in g_main]), torch.cat([g.flatten() for g in g_rot])
+
+
+def test_gradient_inner_product_matches_the_manual_computation_and_restores_flags():
+    model = tiny_classifier()
+    data = make_classification_frames("val", 2, size=16, seed=0)
+    tensors = prepare_inputs(data, model)
+    batch = {k: v[:1] for k, v in tensors.items()}
+    for p in model.parameters():
+        p.requires_grad_(False)  # as an adapter may leave them
+    value = gradient_inner_product(model, batch)
+    assert not any(p.requires_grad for p in model.parameters())
+    a, b = _manual_gradients(model, batch["images"], batch["labels"])
+    assert value["inner"] == pytest.approx(float(a @ b), rel=1e-4, abs=1e-8)
+    assert value["cosine"] == pytest.approx(float(a @ b / (a.norm() * b.norm())), rel=1e-4, abs=1e-6)
+    assert -1.0 <= value["cosine"] <= 1.0
+
+
+def test_gradient_inner_product_works_for_the_detector():
+    model = tiny_detector()
+    data = make_detection_frames("val", 1, size=32, seed=0)
+    tensors = prepare_inputs(data, model)
+    value = gradient_inner_product(model, {k: v[:1] for k, v in tensors.items()})
+    assert np.isfinite(value["inner"]) and -1.0 <= value["cosine"] <= 1.0
+
+
+def test_pearson():
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(pearson([1, 1, 1], [1, 2, 3]))
+
+
+# ---- scoring and set-up -------------------------------------------------------------------------
+
+
+def test_score_stream_classification_error_and_detection_map():
+    model = tiny_classifier()
+    data = make_classification_frames("val", 5, size=16, seed=0)
+    adapter = private_adapter(model, AdaptationConfig(mode="off"), "cpu")
+    out = score_stream(adapter, data.images, data.labels, "classifier", "s")
+    expected = [int(np.argmax(adapter.process(img).class_probs) != lab) for img, lab in zip(data.images, data.labels)]
+    assert out["wrong"] == expected
+    assert out["error"] == pytest.approx(100.0 * np.mean(expected))
+
+    detector = tiny_detector()
+    det = make_detection_frames("val", 2, size=32, seed=0)
+    out = score_stream(private_adapter(detector, AdaptationConfig(mode="off", score_threshold=0.0), "cpu"),
+                       det.images, (det.boxes, det.labels), "detector", "s")
+    assert 0.0 <= out["mAP"] <= 100.0
+
+
+def test_private_adapter_never_changes_the_callers_model():
+    model = tiny_classifier()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapter = private_adapter(model, AdaptationConfig(mode="online", max_steps=1, batch_size=4), "cpu")
+    adapter.process(make_classification_frames("val", 1, size=16, seed=0).images[0])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_parse_severities():
+    assert parse_severities("5", (1,)) == (5,)
+    assert parse_severities("1-3,5", (1,)) == (1, 2, 3, 5)
+    assert parse_severities(None, (4, 5)) == (4, 5)
+    with pytest.raises(ValueError):
+        parse_severities("0-6", (5,))
+
+
+def test_gradual_stream_and_slope():
+    images = make_classification_frames("val", 6, size=16, seed=0).images
+    stream = gradual_stream(images, "brightness", (1, 5, 1), 2, seed=0)
+    assert stream.shape == images.shape
+    assert not np.array_equal(stream[2:4], images[2:4])
+    assert severity_slope([10, 20, 30, 40, 50, 40, 30, 20, 10], (1, 2, 3, 4, 5, 4, 3, 2, 1)) == pytest.approx(10.0)
+
+
+# ---- README regeneration ------------------------------------------------------------------------
+
+
+def test_replace_section_adds_markers_once_and_keeps_the_rest():
+    first = replace_section("# Title\n\nIntro.\n", "numbers v1\n")
+    assert first.startswith("# Title\n\nIntro.\n\n## Results\n")
+    assert first.count(START) == 1 and first.count(END) == 1
+    second = replace_section(first + "\n## After\nkept\n", "numbers v2\n")
+    assert "numbers v1" not in second and "numbers v2" in second
+    assert second.endswith("## After\nkept\n") and second.startswith("# Title\n\nIntro.\n")
+    assert replace_section(second, "numbers v2\n") == second  # idempotent
+    assert replace_section("", "x\n") == f"## Results\n\n{START}\nx\n{END}\n"
+
+
+def _accuracy_payload():
+    sets = {"clean": {"error": 10.0, "ms_per_frame": 1.0, "mean_steps": 0.0}}
+    sets.update({f"{c}/5": {"error": 50.0, "ms_per_frame": 1.0, "mean_steps": 0.0} for c in ("fog", "snow")})
+    summary = {"clean": 10.0, "mean_by_severity": {"5": 50.0}, "ms_per_frame": 1.0, "mean_steps": 0.0}
+    return {"command": "ttt-perception bench accuracy --quick", "profile": "quick", "seed": 0,
+            "machine": "CPU test machine", "created": "today", "split": "test", "severities": [5],
+            "corruptions": ["fog", "snow"],
+            "tasks": {"classifier": {"frames_per_set": 3, "model": "m", "results": {"off": sets},
+                                     "tent_lr": {"chosen_lr": 0.001, "criterion": "val", "val": {"0.001": 40.0}}}},
+            "summary": {"classifier": {"off": summary}},
+            "targets": [{"target": "a target", "passed": False, "detail": "50 vs 40"}]}
+
+
+def test_render_results_names_command_machine_and_targets():
+    text = render_results({"accuracy_quick_test": _accuracy_payload(), "tent_lr_classifier": {}})
+    assert "`ttt-perception bench accuracy --quick`" in text
+    assert "CPU test machine" in text
+    assert "**MISS** a target: 50 vs 40" in text
+    assert "| off | 10.0 | 50.0 |" in text
+    assert "results/accuracy_quick_test.png" in text
+    assert "No results yet" in render_results({})
+
+
+def test_report_command_rewrites_only_the_section(tmp_path):
+    import json
+
+    from ttt_perception.cli import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "accuracy_quick_test.json").write_text(json.dumps(_accuracy_payload()))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Project\n\n## Results\n\n{START}\nold\n{END}\n\n## Licence\nApache\n")
+    assert main(["bench", "report", "--readme", str(readme), "--results", str(results)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "CPU test machine" in text and text.endswith("## Licence\nApache\n")
+
+
+def test_rotation_error_counts_the_four_rotations_of_each_frame():
+    from ttt_perception.bench.correlation import rotation_error
+
+    model = tiny_classifier()
+    tensors = prepare_inputs(make_classification_frames("val", 3, size=16, seed=0), model)
+    value = rotation_error(model, tensors["images"])
+    assert 0.0 <= value <= 100.0
+    assert (value * 12 / 100.0) == pytest.approx(round(value * 12 / 100.0))  # a whole number of the 12 rotations

@@ -1,0 +1,206 @@
+"""Shared by the accuracy, gradual and correlation benchmarks: the methods compared, the frame sets
+(clean and corrupted), and scoring a stream of frames (classification error, detection mAP@0.5)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..corruptions import CORRUPTIONS, corrupt_batch
+from ..data import make_classification_frames, make_detection_frames
+from ..metrics import mean_average_precision
+from .common import results_dir
+
+TASKS = ("classifier", "detector")
+# Detections are scored by mAP, which wants the low-confidence tail too; adaptation does not use it.
+DETECTION_SCORE_THRESHOLD = 0.05
+TENT_LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+SOURCE_ONLY = "source-only"
+JOINT = "joint training (off)"
+TENT = "Tent (entropy, norm affine, online)"
+TTT_RESET = "TTT reset (paper)"
+TTT_ONLINE = "TTT online (paper)"
+TTT_DEFAULTS = "TTT online (real-time defaults)"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    config: AdaptationConfig
+    model: str = "joint"  # "joint": the jointly trained model; "source": the one trained without rotation loss
+    note: str = ""
+
+
+def tent_config(learning_rate: float) -> AdaptationConfig:
+    """Tent-style: entropy of the main head, GroupNorm affine parameters only, online, 8 copies, 1 step."""
+    return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate)
+
+
+def standard_methods(tent_lr: float, with_source_only: bool = True) -> list[Method]:
+    methods = [
+        Method(SOURCE_ONLY, AdaptationConfig(mode="off"), "source", "trained with rotation_weight=0, plain inference"),
+        Method(JOINT, AdaptationConfig(mode="off"), note="main + rotation loss, plain inference"),
+        Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"),
+        Method(TTT_RESET, PAPER_RESET, note="SGD lr 0.001, 10 steps, 32 copies, weights restored after each frame"),
+        Method(TTT_ONLINE, PAPER_ONLINE, note="SGD lr 0.001, 1 step, 32 copies, weights kept"),
+        Method(TTT_DEFAULTS, AdaptationConfig(), note="AdaptationConfig(): lr 0.005, 1 step, 8 copies, weights kept"),
+    ]
+    return methods if with_source_only else methods[1:]
+
+
+def for_task(config: AdaptationConfig, task: str, seed: int) -> AdaptationConfig:
+    """The method's settings as evaluated: fixed seed, no deadline; low score threshold for mAP."""
+    changes = {"seed": seed, "budget_ms": 0.0}
+    if task == "detector":
+        changes["score_threshold"] = DETECTION_SCORE_THRESHOLD
+    return dataclasses.replace(config, **changes)
+
+
+# ---- frames ---------------------------------------------------------------------------------------
+
+
+def make_frames(task: str, split: str, count: int, size: int, seed: int):
+    if task == "classifier":
+        return make_classification_frames(split, count, size=size, seed=seed)
+    return make_detection_frames(split, count, size=size, seed=seed)
+
+
+def set_key(corruption: str, severity: int) -> str:
+    return f"{corruption}/{severity}"
+
+
+def corrupted_sets(images: np.ndarray, severities, seed: int, corruptions=CORRUPTIONS,
+                   progress: bool = True) -> dict[str, np.ndarray]:
+    """{'clean': images, 'gaussian_noise/5': ..., ...}: every set holds the same frames."""
+    sets = {"clean": images}
+    jobs = [(c, s) for s in severities for c in corruptions]
+    for corruption, severity in tqdm(jobs, desc="corrupting", unit="set", disable=not progress):
+        sets[set_key(corruption, severity)] = corrupt_batch(images, corruption, severity, seed=seed + severity)
+    return sets
+
+
+# ---- scoring --------------------------------------------------------------------------------------
+
+
+def quality_name(task: str) -> str:
+    return "error" if task == "classifier" else "mAP"
+
+
+def higher_is_better(task: str) -> bool:
+    return task == "detector"
+
+
+def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str, stream: str) -> dict:
+    """Run one stream through the adapter in order. Classification: error (%); detection: mAP@0.5 (%).
+
+    ``truth``: labels (N,) for classification; (boxes list, labels list) for detection.
+    """
+    wrong, steps, wall, nll = 0, 0, 0.0, 0.0
+    pred_boxes, pred_scores, pred_labels = [], [], []
+    per_frame = []
+    for i, image in enumerate(images):
+        began = time.perf_counter()
+        result = adapter.process(image, stream=stream)
+        wall += time.perf_counter() - began
+        steps += result.report.steps_taken
+        if task == "classifier":
+            hit = int(np.argmax(result.class_probs)) == int(truth[i])
+            wrong += int(not hit)
+            nll -= float(np.log(max(float(result.class_probs[int(truth[i])]), 1e-12)))
+            per_frame.append(0 if hit else 1)
+        else:
+            det = result.detections
+            pred_boxes.append(det.boxes)
+            pred_scores.append(det.scores)
+            pred_labels.append(det.class_ids)
+    out = {"frames": len(images), "mean_steps": steps / max(len(images), 1),
+           "ms_per_frame": 1e3 * wall / max(len(images), 1)}
+    if task == "classifier":
+        out["error"] = 100.0 * wrong / max(len(images), 1)
+        out["nll"] = nll / max(len(images), 1)  # mean cross-entropy of the true class: a smoother quality
+        out["wrong"] = per_frame
+    else:
+        boxes, labels = truth
+        out["mAP"] = 100.0 * mean_average_precision(pred_boxes, pred_scores, pred_labels, boxes, labels,
+                                                    adapter.model.config.num_classes)
+    return out
+
+
+def truth_of(data, task: str):
+    return data.labels if task == "classifier" else (data.boxes, data.labels)
+
+
+def private_adapter(model, config: AdaptationConfig, device, **kwargs) -> TestTimeAdapter:
+    """An adapter on its own copy of the model: no method ever starts from another one's adapted weights."""
+    return TestTimeAdapter(copy.deepcopy(model), config, device=device, **kwargs)
+
+
+def evaluate(model, method: Method, task: str, sets: dict[str, np.ndarray], truth, device: torch.device,
+             seed: int, progress: bool = True) -> dict[str, dict]:
+    """One method over every set; each set is its own stream starting from the method's source weights."""
+    adapter = private_adapter(model, for_task(method.config, task, seed), device)
+    per_set = {}
+    for name, images in tqdm(sets.items(), desc=f"{task}: {method.name}", unit="set", disable=not progress):
+        adapter.reset()
+        per_set[name] = score_stream(adapter, images, truth, task, stream=name)
+    return per_set
+
+
+def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions=CORRUPTIONS) -> float:
+    key = quality_name(task)
+    return float(np.mean([per_set[set_key(c, severity)][key] for c in corruptions]))
+
+
+def choose_tent_lr(model, task: str, frames: int, size: int, severities, seed: int, device: torch.device,
+                   grid=TENT_LR_GRID, progress: bool = True) -> dict:
+    """Tent's learning rate, chosen on the val split (disjoint digits and backgrounds from test).
+
+    Criterion: mean quality over the 15 corruptions at the given severities. Returns the choice and
+    every candidate's val number.
+    """
+    data = make_frames(task, "val", frames, size, seed + 1)
+    sets = corrupted_sets(data.images, severities, seed, progress=False)
+    sets.pop("clean")
+    truth = truth_of(data, task)
+    candidates = {}
+    for lr in grid:
+        per_set = evaluate(model, Method(TENT, tent_config(lr)), task, sets, truth, device, seed, progress)
+        candidates[f"{lr:g}"] = float(np.mean([mean_quality(per_set, task, s) for s in severities]))
+    pick = (max if higher_is_better(task) else min)(candidates, key=candidates.get)
+    return {"chosen_lr": float(pick), "criterion": f"mean val {quality_name(task)} over the 15 corruptions at "
+            f"severities {list(severities)}, {frames} val frames per set", "val": candidates}
+
+
+TENT_SELECTION = {"classifier": {"frames": 32, "severities": (5,)}, "detector": {"frames": 8, "severities": (5,)}}
+
+
+def tent_lr_for(task: str, model, seed: int, device, user_model: bool = False) -> dict:
+    """Tent's learning rate for ``task``, chosen on the val split and shared by every benchmark.
+
+    For the default models the choice is kept in ``results/tent_lr_TASK.json`` (made on first use), so
+    accuracy, gradual and realtime all use the same one; a user's model gets its own search, not kept.
+    """
+    path = results_dir() / f"tent_lr_{task}.json"
+    if not user_model and path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("seed") == seed and cached.get("grid") == [float(v) for v in TENT_LR_GRID]:
+                return {**cached, "source": str(path)}
+        except (ValueError, OSError):
+            pass
+    settings = TENT_SELECTION[task]
+    choice = choose_tent_lr(model, task, settings["frames"], model.config.input_size, settings["severities"], seed,
+                            device)
+    choice.update(seed=seed, grid=[float(v) for v in TENT_LR_GRID])
+    if not user_model:
+        path.write_text(json.dumps(choice, indent=2))
+    return {**choice, "source": "chosen on val for this run" if user_model else str(path)}

@@ -1,0 +1,385 @@
+"""``bench realtime``: the stream does not wait (Alfarra et al., ICML 2024).
+
+Frames arrive at a fixed rate (10 and 30 Hz). The adapter works on one frame at a time; a frame that
+arrives while it is busy waits in a one-frame slot and is replaced by the next arrival (latest frame
+only, as in the ROS node), so frames are dropped when a method is slower than the stream. Each frame
+has a deadline budget, a multiple of the measured plain-inference time, counted from its arrival; the
+adapter's own policy (``truncate``) takes only the steps that it predicts will fit.
+
+Scoring: a processed frame is scored with its own prediction; a dropped frame with the last output
+published before it (what a consumer holds), or as wrong when there was none yet. A dropped frame
+misses its deadline. Time: the processing is real (the adapter's measured durations decide), the idle
+time between arrivals is skipped (``SkipIdleClock``), so a run takes only as long as its work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..corruptions import CORRUPTIONS
+from .common import (add_common_arguments, format_table, load_model, peak_memory_mb, print_targets, reset_peak_memory,
+                     results_dir, run_record, set_up, target, write_json)
+from .evaluation import (JOINT, TENT, TTT_DEFAULTS, TTT_ONLINE, TTT_RESET, corrupted_sets, make_frames,
+                         private_adapter, tent_config, tent_lr_for)
+
+PROFILES = {
+    "quick": {"frames": 40, "corruptions": CORRUPTIONS, "rates": (10.0, 30.0),
+              "budgets": (3.0, 10.0, 30.0, 100.0, 0.0)},
+    "full": {"frames": 200, "corruptions": CORRUPTIONS, "rates": (10.0, 30.0),
+             "budgets": (1.5, 3.0, 5.0, 10.0, 30.0, 100.0, 0.0)},
+}
+STEP_COST_BATCHES = (4, 8, 16, 32)
+
+
+# ---- the stream scheduler (pure: clock, sleep and work are injected) ------------------------------
+
+
+class SkipIdleClock:
+    """Real time while working; ``sleep`` jumps ahead instead of waiting.
+
+    Both the stream and the adapter read this clock, so the adapter's deadline decisions see the real
+    cost of its work while a run never waits for frames to arrive.
+    """
+
+    def __init__(self, base: Callable[[], float] = time.perf_counter):
+        self._base = base
+        self._skipped = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self._skipped
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._skipped += seconds
+
+
+class WallClock:
+    """The real thing: ``sleep`` waits (``--wall-clock``); a run then lasts frames / rate seconds."""
+
+    def __call__(self) -> float:
+        return time.perf_counter()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+@dataclass
+class Processed:
+    index: int
+    arrival: float
+    started: float
+    finished: float
+    output: object
+
+
+@dataclass
+class StreamRun:
+    processed: list[Processed]
+    dropped: list[int]
+    count: int
+    t0: float
+    period: float
+
+    def held_outputs(self) -> list:
+        """Per frame, what a consumer holds once the frame is due: its own output when it was processed,
+        else the latest output published before it arrived (None when there was none)."""
+        held, by_index = [], {p.index: p for p in self.processed}
+        order = sorted(self.processed, key=lambda p: p.finished)
+        latest, k = None, 0
+        for i in range(self.count):
+            if i in by_index:
+                held.append(by_index[i].output)
+                continue
+            arrival = self.arrival_of(i)
+            while k < len(order) and order[k].finished <= arrival:
+                latest = order[k].output
+                k += 1
+            held.append(latest)
+        return held
+
+    def arrival_of(self, index: int) -> float:
+        return self.t0 + index * self.period
+
+
+def run_fixed_rate(count: int, fps: float, process: Callable[[int, float], object],
+                   clock: Callable[[], float], sleep: Callable[[float], None]) -> StreamRun:
+    """Frames 0..count-1 arrive at ``t0 + i / fps``; ``process(index, arrival)`` handles one at a time.
+
+    When the worker is free it takes the newest frame that has arrived; older waiting ones are dropped.
+    When nothing new has arrived it sleeps until the next arrival.
+    """
+    if count < 0 or fps <= 0:
+        raise ValueError(f"need count >= 0 and fps > 0, got {count}, {fps}")
+    period = 1.0 / fps
+    t0 = clock()
+    processed, dropped = [], []
+    next_index = 0
+    while next_index < count:
+        now = clock()
+        newest = min(int(math.floor((now - t0) / period + 1e-9)), count - 1)
+        if newest < next_index:
+            sleep(t0 + next_index * period - now)
+            continue
+        dropped.extend(range(next_index, newest))
+        arrival = t0 + newest * period
+        started = clock()
+        output = process(newest, arrival)
+        processed.append(Processed(newest, arrival, started, clock(), output))
+        next_index = newest + 1
+    return StreamRun(processed, dropped, count, t0, period)
+
+
+def percentiles(values) -> dict:
+    if len(values) == 0:
+        return {"p50": math.nan, "p95": math.nan, "p99": math.nan}
+    p50, p95, p99 = np.percentile(np.asarray(values, float), [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+# ---- measurement ---------------------------------------------------------------------------------
+
+
+def realtime_methods(tent_lr: float) -> dict[str, AdaptationConfig]:
+    """No ssl-loss probe after the prediction: the prediction then costs exactly a plain inference."""
+    methods = {JOINT: AdaptationConfig(mode="off"), TENT: tent_config(tent_lr), TTT_RESET: PAPER_RESET,
+               TTT_ONLINE: PAPER_ONLINE, TTT_DEFAULTS: AdaptationConfig()}
+    return {name: dataclasses.replace(cfg, measure_ssl_loss=False) for name, cfg in methods.items()}
+
+
+def autocast_context(device: torch.device, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def measure_plain_inference(model, frames: np.ndarray, device, amp: bool, repeats: int = 40) -> dict:
+    """Median time of one frame through the adapter in mode off (preprocess + forward + decode)."""
+    adapter = private_adapter(model, AdaptationConfig(mode="off", measure_ssl_loss=False), device)
+    times, forward = [], []
+    with autocast_context(device, amp):
+        for i in range(repeats + 5):
+            began = time.perf_counter()
+            report = adapter.process(frames[i % len(frames)]).report
+            if i >= 5:
+                times.append((time.perf_counter() - began) * 1e3)
+                forward.append(report.predict_ms)
+    return {"plain_inference_ms": float(np.median(times)), "forward_ms": float(np.median(forward))}
+
+
+def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, repeats: int = 6) -> list[dict]:
+    """One adaptation step (rotation and entropy) per batch size, as a multiple of one forward pass."""
+    rows = []
+    for objective in ("rotation", "entropy"):
+        for batch in STEP_COST_BATCHES:
+            cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,
+                                   measure_ssl_loss=False)
+            adapter = private_adapter(model, cfg, device)
+            samples = []
+            with autocast_context(device, amp):
+                for i in range(repeats + 2):
+                    report = adapter.process(frames[i % len(frames)]).report
+                    if i >= 2 and report.steps_taken:
+                        samples.append(report.adapt_ms)
+            step = float(np.median(samples))
+            rows.append({"objective": objective, "batch_size": batch, "step_ms": step,
+                         "step_over_forward": step / forward_ms, "per_copy": step / forward_ms / batch})
+    return rows
+
+
+def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, labels: np.ndarray, fps: float,
+               stream: str, amp: bool) -> dict:
+    reports = {}
+
+    def process(index: int, arrival: float):
+        result = adapter.process(images[index], stream=stream, arrival_time=arrival)
+        reports[index] = result.report
+        return int(np.argmax(result.class_probs))
+
+    with autocast_context(adapter.device, amp):
+        run = run_fixed_rate(len(images), fps, process, clock, clock.sleep)
+    held = run.held_outputs()
+    wrong = [int(h is None or h != int(label)) for h, label in zip(held, labels)]
+    processed_wrong = [wrong[p.index] for p in run.processed]
+    return {"wrong": wrong, "processed_wrong": processed_wrong, "reports": [reports[p.index] for p in run.processed],
+            "dropped": len(run.dropped)}
+
+
+def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fps: float, sets: dict, labels,
+                device, seed: int, amp: bool, wall_clock: bool = False) -> dict:
+    clock = WallClock() if wall_clock else SkipIdleClock()
+    adapter = private_adapter(model, dataclasses.replace(config, budget_ms=budget_ms, seed=seed), device, clock=clock)
+    adapter.calibrate(repeats=3)
+    reset_peak_memory(device)
+    wrong, processed_wrong, reports, dropped, total = [], [], [], 0, 0
+    for stream, images in sets.items():
+        adapter.reset()
+        out = run_stream(adapter, clock, images, labels, fps, stream, amp)
+        wrong += out["wrong"]
+        processed_wrong += out["processed_wrong"]
+        reports += out["reports"]
+        dropped += out["dropped"]
+        total += len(images)
+    memory = peak_memory_mb(device)
+    met = sum(r.deadline_met for r in reports)
+    return {
+        "method": name, "fps": fps, "budget_ms": budget_ms, "frames": total,
+        "error": 100.0 * float(np.mean(wrong)),
+        "error_processed": 100.0 * float(np.mean(processed_wrong)) if processed_wrong else math.nan,
+        "drop_fraction": dropped / total,
+        "deadline_met_fraction": met / total if budget_ms > 0 else None,
+        "deadline_met_processed": met / len(reports) if budget_ms > 0 and reports else None,
+        "mean_steps": float(np.mean([r.steps_taken for r in reports])) if reports else 0.0,
+        "stop_reasons": {k: sum(r.stop_reason == k for r in reports) for k in ("done", "budget", "late", "off")},
+        "latency_ms": {"predict": percentiles([r.predict_ms for r in reports]),
+                       "adapt": percentiles([r.adapt_ms for r in reports]),
+                       "arrival_to_output": percentiles([r.total_ms for r in reports])},
+        "peak_memory": memory,
+        "auto_resets": sum(bool(r.auto_reset) for r in reports),
+    }
+
+
+def targets_for(runs: list[dict], rates) -> list[dict]:
+    out = []
+    for fps in rates:
+        at3 = [r for r in runs if r["fps"] == fps and r["budget_multiple"] == 3.0]
+        if not at3:
+            continue
+        worst = min(at3, key=lambda r: r["deadline_met_fraction"])
+        out.append(target(f"{fps:g} Hz, budget 3x plain inference: deadline met on >= 99% of frames (every method)",
+                          worst["deadline_met_fraction"] >= 0.99,
+                          f"lowest {100 * worst['deadline_met_fraction']:.1f}% ({worst['method']})"))
+        off = next((r for r in at3 if r["method"] == JOINT), None)
+        for name in (TTT_DEFAULTS, TTT_ONLINE):
+            online = next((r for r in at3 if r["method"] == name), None)
+            if off and online:
+                drop = 100.0 * (1 - online["error"] / off["error"]) if off["error"] > 0 else 0.0
+                out.append(target(f"{fps:g} Hz, budget 3x: {name} error >= 25% lower than off", drop >= 25.0,
+                                  f"{online['error']:.1f}% vs {off['error']:.1f}% = {drop:.1f}% lower, "
+                                  f"{online['mean_steps']:.2f} steps per processed frame"))
+    return out
+
+
+def plot(payload: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs, rates = payload["runs"], payload["rates"]
+    fig, axes = plt.subplots(2, len(rates), figsize=(6.5 * len(rates), 8), squeeze=False)
+    budgets = sorted({r["budget_multiple"] for r in runs if r["budget_multiple"] > 0})
+    positions = {b: i for i, b in enumerate(budgets)}
+    positions[0.0] = len(budgets)
+    labels = [f"{b:g}x" for b in budgets] + ["no deadline"]
+    for col, fps in enumerate(rates):
+        for method in payload["methods"]:
+            mine = sorted((r for r in runs if r["fps"] == fps and r["method"] == method),
+                          key=lambda r: positions[r["budget_multiple"]])
+            x = [positions[r["budget_multiple"]] for r in mine]
+            axes[0, col].plot(x, [r["error"] for r in mine], marker="o", label=method)
+            met = [(positions[r["budget_multiple"]], 100 * r["deadline_met_fraction"]) for r in mine
+                   if r["deadline_met_fraction"] is not None]
+            if met:
+                axes[1, col].plot(*zip(*met), marker="o", label=method)
+        for row, ylabel in ((0, "error (%), dropped frames hold the last output"), (1, "deadline met (% of frames)")):
+            ax = axes[row, col]
+            ax.set_xticks(range(len(labels)), labels)
+            ax.set_xlabel(f"budget (multiple of plain inference, {payload['plain_inference_ms']:.1f} ms)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{fps:g} Hz, {payload['task']}, severity 5 ({payload['machine']})", fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[1, col].axhline(99, color="grey", ls="--", lw=0.8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def add_parser(kinds) -> None:
+    parser = kinds.add_parser("realtime", help="fixed frame rate, deadline budgets, dropped frames, latency, memory",
+                              description=__doc__)
+    add_common_arguments(parser, "the CPU profile: 40 frames per corruption stream, budgets 3x/10x/30x/100x/none "
+                                 "(full: 200 frames, budgets 1.5x..100x)")
+    parser.add_argument("--frames", type=int, help="frames per corruption stream (overrides the profile)")
+    parser.add_argument("--rates", help="frame rates in Hz, comma separated (default 10,30)")
+    parser.add_argument("--budgets", help="budget multiples of plain inference, comma separated; 0 = no deadline")
+    parser.add_argument("--task", default="classifier", choices=("classifier",),
+                        help="classification frames (error is per frame)")
+    parser.add_argument("--model", help="your own classifier checkpoint instead of the default")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) for every method")
+    parser.add_argument("--wall-clock", action="store_true",
+                        help="really wait for each frame's arrival (default: skip idle time, same decisions, faster)")
+    parser.add_argument("--name", help="output file stem under results/ (default: realtime_PROFILE)")
+    parser.set_defaults(run=main)
+
+
+def main(args) -> int:
+    device = set_up(args)
+    profile = "quick" if args.quick else "full"
+    settings = PROFILES[profile]
+    frames = args.frames or settings["frames"]
+    rates = tuple(float(v) for v in args.rates.split(",")) if args.rates else settings["rates"]
+    budgets = tuple(float(v) for v in args.budgets.split(",")) if args.budgets else settings["budgets"]
+    model, description = load_model(args.task, args.model, device)
+    size = model.config.input_size
+    data = make_frames(args.task, "test", frames, size, args.seed + 1)
+    sets = {c: s for c, s in corrupted_sets(data.images, (5,), args.seed, settings["corruptions"]).items()
+            if c != "clean"}
+    tent = tent_lr_for(args.task, model, args.seed, device, user_model=args.model is not None)
+    methods = realtime_methods(tent["chosen_lr"])
+    timing = measure_plain_inference(model, data.images, device, args.amp)
+    costs = step_costs(model, data.images, device, args.amp, timing["forward_ms"])
+    print(f"plain inference {timing['plain_inference_ms']:.2f} ms per frame (forward + decode "
+          f"{timing['forward_ms']:.2f} ms); Tent lr {tent['chosen_lr']:g} ({tent['source']})")
+    print(format_table(["objective", "copies", "step ms", "step / forward", "per copy"],
+                       [[c["objective"], c["batch_size"], c["step_ms"], c["step_over_forward"], c["per_copy"]]
+                        for c in costs]))
+    runs = []
+    jobs = [(fps, b, n) for fps in rates for b in budgets for n in methods]
+    for fps, multiple, name in tqdm(jobs, desc="realtime", unit="run"):
+        budget_ms = multiple * timing["plain_inference_ms"]
+        record = run_setting(model, name, methods[name], budget_ms, fps, sets, data.labels, device, args.seed,
+                             args.amp, args.wall_clock)
+        record["budget_multiple"] = multiple
+        runs.append(record)
+    payload = {**run_record(args, device, profile), "task": args.task, "model": description, "amp": args.amp,
+               "frames_per_stream": frames, "corruptions": list(settings["corruptions"]), "severity": 5,
+               "rates": list(rates), "budgets": list(budgets), **timing, "step_costs": costs, "tent_lr": tent,
+               "methods": {n: dataclasses.asdict(c) for n, c in methods.items()},
+               "clock": "wall clock (waits for arrivals)" if args.wall_clock else
+                        "skip-idle clock (real work time, idle time between arrivals skipped)",
+               "timing": "CUDA-synchronised (the adapter synchronises after each step and prediction)"
+                         if device.type == "cuda" else "host clock (CPU)",
+               "runs": runs}
+    payload["targets"] = targets_for(runs, rates)
+    name = args.name or f"realtime_{profile}"
+    png_path = results_dir() / f"{name}.png"
+    plot(payload, png_path)
+
+    rows = []
+    for r in runs:
+        met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
+        budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x={r['budget_ms']:.1f}ms"
+        lat = r["latency_ms"]
+        rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
+                     r["mean_steps"], f"{lat['predict']['p50']:.1f}/{lat['predict']['p95']:.1f}/{lat['predict']['p99']:.1f}",
+                     f"{lat['adapt']['p50']:.1f}/{lat['adapt']['p95']:.1f}/{lat['adapt']['p99']:.1f}",
+                     f"{r['peak_memory']['mb']:.0f}"])
+    print(format_table(["Hz", "budget", "method", "error %", "met %", "dropped %", "steps", "predict p50/95/99 ms",
+                        "adapt p50/95/99 ms", "peak MB"], rows))
+    print()
+    print_targets(payload["targets"])
+    json_path = write_json(name, payload)
+    print(f"wrote {json_path} and {png_path}")
+    return 0

@@ -1,0 +1,203 @@
+"""``bench report``: regenerate the README's "Results" section from the JSON files under results/.
+
+Everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` is replaced; the markers
+are appended (under a "Results" heading) when the README has none. Every number comes from a JSON
+file written by a bench command, shown with that command and the machine that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .common import results_dir
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+KINDS = ("accuracy", "gradual", "realtime", "correlation")
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(_num(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _provenance(payload: dict) -> str:
+    return (f"Command: `{payload.get('command', '?')}` (profile {payload.get('profile', '?')}, seed "
+            f"{payload.get('seed', '?')}). Machine: {payload.get('machine', '?')}. Run {payload.get('created', '?')}.")
+
+
+def _targets(payload: dict) -> list[str]:
+    return [f"- **{'PASS' if t['passed'] else 'MISS'}** {t['target']}: {t['detail']}" for t in payload.get("targets", [])]
+
+
+def render_accuracy(name: str, payload: dict) -> list[str]:
+    out = [f"### Accuracy under corruption: `{name}.json`", "", _provenance(payload), ""]
+    severities = payload["severities"]
+    top = max(severities)
+    for task, summary in payload["summary"].items():
+        block = payload["tasks"][task]
+        key = "error" if task == "classifier" else "mAP"
+        arrow = "lower is better" if key == "error" else "higher is better"
+        out.append(f"**{task}**: {key} (%) on {block['frames_per_set']} {payload['split']} frames per set, "
+                   f"{arrow}; model: {block['model']}.")
+        out.append("")
+        out.append(md_table(["method", f"clean {key}"] + [f"mean {key}, severity {s}" for s in severities]
+                            + ["steps/frame", "ms/frame"],
+                            [[n, s["clean"], *[s["mean_by_severity"][str(v)] for v in severities], s["mean_steps"],
+                              s["ms_per_frame"]] for n, s in summary.items()]))
+        out.append("")
+        methods = list(summary)
+        out.append(f"Per corruption at severity {top}:")
+        out.append("")
+        out.append(md_table(["corruption"] + methods,
+                            [[c] + [block["results"][m][f"{c}/{top}"][key] for m in methods]
+                             for c in payload["corruptions"]]))
+        out.append("")
+        tent = block.get("tent_lr", {})
+        if tent:
+            val = ", ".join(f"{lr}: {v:.1f}" for lr, v in tent.get("val", {}).items()) or "none"
+            out.append(f"Tent's learning rate {tent['chosen_lr']:g}: {tent['criterion']}; val {key} per candidate: "
+                       f"{val}.")
+            out.append("")
+    out += _targets(payload)
+    out += ["", f"![accuracy per corruption](results/{name}.png)", ""]
+    return out
+
+
+def render_gradual(name: str, payload: dict) -> list[str]:
+    schedule = payload["schedule"]
+    out = [f"### Gradually changing severity: `{name}.json`", "", _provenance(payload), "",
+           f"Error (%) per segment of {payload['segment']} frames, mean over the 15 corruptions; severity schedule "
+           f"{' '.join(map(str, schedule))}.", ""]
+    out.append(md_table(["method"] + [f"sev {s}" for s in schedule] + ["mean", "slope per level (1->5)"],
+                        [[n, *r["mean_segments"], r["mean_error"], r["slope_per_severity"]]
+                         for n, r in payload["results"].items()]))
+    out.append("")
+    out += _targets(payload)
+    out += ["", f"![error over the stream](results/{name}.png)", ""]
+    return out
+
+
+def render_realtime(name: str, payload: dict) -> list[str]:
+    out = [f"### Real time (the stream does not wait): `{name}.json`", "", _provenance(payload), "",
+           f"{payload['task']} streams, the 15 corruptions at severity 5, {payload['frames_per_stream']} frames each; "
+           f"plain inference {payload['plain_inference_ms']:.2f} ms per frame ({payload['timing']}; "
+           f"{payload.get('clock', 'skip-idle clock')}); mixed precision "
+           f"{'on' if payload.get('amp') else 'off'}. Dropped frames are scored with the last published output and "
+           f"count as missed deadlines.", ""]
+    out.append("Cost of one adaptation step as a multiple of one forward pass:")
+    out.append("")
+    out.append(md_table(["objective", "copies", "step ms", "step / forward", "per copy"],
+                        [[c["objective"], str(c["batch_size"]), c["step_ms"], c["step_over_forward"], c["per_copy"]]
+                         for c in payload["step_costs"]]))
+    out.append("")
+    rows = []
+    for r in payload["runs"]:
+        lat = r["latency_ms"]
+        budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x ({r['budget_ms']:.1f} ms)"
+        met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
+        rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
+                     f"{r['mean_steps']:.2f}",
+                     "/".join(f"{lat['predict'][p]:.1f}" for p in ("p50", "p95", "p99")),
+                     "/".join(f"{lat['adapt'][p]:.1f}" for p in ("p50", "p95", "p99")),
+                     f"{r['peak_memory']['mb']:.0f}"])
+    memory_kind = payload["runs"][0]["peak_memory"]["kind"] if payload["runs"] else "peak memory"
+    out.append(md_table(["Hz", "budget", "method", "error %", "deadline met %", "dropped %", "steps",
+                         "predict ms p50/p95/p99", "adapt ms p50/p95/p99", f"{memory_kind} MB"], rows))
+    out.append("")
+    out += _targets(payload)
+    out += ["", f"![error and deadlines per budget](results/{name}.png)", ""]
+    return out
+
+
+def render_correlation(name: str, payload: dict) -> list[str]:
+    out = [f"### Theorem 1 check (gradient correlation): `{name}.json`", "", _provenance(payload), "",
+           f"{len(payload['sets'])} sets (15 corruptions x severities {payload['severities']}), "
+           f"{payload['frames_per_set']} frames each, {payload['data']}; model: {payload['model']}.", ""]
+    out.append(md_table(["method", "Pearson r (inner product vs improvement)", "r (cosine)",
+                         "r (inner product vs cross-entropy drop)", f"mean improvement ({payload['quality']} points)",
+                         "paper r (CIFAR-10-C)"],
+                        [[n, _num(c["pearson_r"], 2), _num(c["pearson_r_cosine"], 2), _num(c.get("pearson_r_nll"), 2),
+                          c["mean_improvement"], _num(c["paper_r"], 2)] for n, c in payload["correlation"].items()]))
+    out.append("")
+    ssl = payload.get("self_supervision")
+    if ssl:
+        out.append(f"Rotation head error (chance 75%): {ssl['rotation_error_clean']:.1f}% on the clean frames, "
+                   f"{ssl['rotation_error_corrupted_mean']:.1f}% on the corrupted sets on average; Pearson r between "
+                   f"it and the {payload['quality']} of mode off over the sets: "
+                   f"{_num(ssl['pearson_r_rotation_error_vs_off'], 2)}.")
+        out.append("")
+    out += _targets(payload)
+    out += ["", f"![gradient inner product vs improvement](results/{name}.png)", ""]
+    return out
+
+
+RENDERERS = {"accuracy": render_accuracy, "gradual": render_gradual, "realtime": render_realtime,
+             "correlation": render_correlation}
+
+
+def render_results(payloads: dict[str, dict]) -> str:
+    """Markdown for every result file, grouped by benchmark in a fixed order; ``payloads``: stem -> JSON."""
+    lines = ["Generated by `ttt-perception bench report` from `results/*.json`; do not edit by hand. Each block "
+             "names the command and the machine that produced its numbers.", ""]
+    for kind in KINDS:
+        for name in sorted(n for n in payloads if n.split("_", 1)[0] == kind):
+            lines += RENDERERS[kind](name, payloads[name])
+    if len(lines) == 2:
+        lines.append("No results yet: run `ttt-perception bench accuracy --quick` (and gradual, realtime, "
+                     "correlation), then `ttt-perception bench report`.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def replace_section(readme: str, section: str) -> str:
+    """``readme`` with the text between the markers replaced by ``section``; markers appended if absent."""
+    if START in readme and END in readme and readme.index(START) < readme.index(END):
+        head, rest = readme.split(START, 1)
+        _, tail = rest.split(END, 1)
+        return f"{head}{START}\n{section}{END}{tail}"
+    base = readme.rstrip("\n")
+    prefix = f"{base}\n\n" if base else ""
+    return f"{prefix}## Results\n\n{START}\n{section}{END}\n"
+
+
+def load_payloads(directory: Path) -> dict[str, dict]:
+    payloads = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        if path.stem.split("_", 1)[0] not in RENDERERS:
+            continue
+        try:
+            payloads[path.stem] = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    return payloads
+
+
+def add_parser(kinds) -> None:
+    parser = kinds.add_parser("report", help="regenerate the README's Results section from results/*.json",
+                              description=__doc__)
+    parser.add_argument("--readme", default="README.md", help="the README to update (created when missing)")
+    parser.add_argument("--results", help="folder of the JSON files (default: results/)")
+    parser.set_defaults(run=main)
+
+
+def main(args) -> int:
+    directory = Path(args.results) if args.results else results_dir()
+    section = render_results(load_payloads(directory))
+    readme = Path(args.readme)
+    text = readme.read_text() if readme.is_file() else ""
+    readme.write_text(replace_section(text, section))
+    print(f"updated {readme} from {len(load_payloads(directory))} result files in {directory}")
+    return 0
