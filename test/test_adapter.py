@@ -206,3 +206,15 @@ def test_bad_images_raise_clear_errors(classifier):
                         (np.zeros((8, 8, 3), np.float32), "uint8")):
         with pytest.raises(ValueError, match=reason):
             adapter.process(bad)
+
+
+def test_refused_steps_are_retried_after_a_window_of_refusals(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="online", max_steps=1, budget_ms=30, policy="truncate",
+                                    measure_ssl_loss=False)
+    # one slow step (a passing hiccup) fills the estimate: every later step looks too long for 30 ms
+    kind = adapter._step_kind()
+    for _ in range(adapter.timings._samples[kind].maxlen):
+        adapter.timings.record(kind, 1.0)
+    reports = [adapter.process(frames.images[i % 24], arrival_time=clock()).report for i in range(40)]
+    assert reports[0].steps_taken == 0 and reports[0].stop_reason == "budget"
+    assert any(r.steps_taken == 1 for r in reports)  # re-measured once the slow samples aged out

@@ -57,7 +57,7 @@ def test_integers_are_accepted_for_float_parameters():
 def test_adapter_settings_map_to_config_fields():
     settings = P.adapter_settings(P.defaults())
     assert settings == {
-        "mode": "online", "objective": "rotation", "max_steps": 1, "learning_rate": 0.005, "batch_size": 8,
+        "mode": "online", "objective": "rotation", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8,
         "share_state": False, "budget_ms": 100.0, "policy": "truncate", "score_threshold": 0.3,
         "max_detections": 20,
     }

@@ -43,7 +43,7 @@ class AdaptationConfig:
 
     mode: str = "online"
     objective: str = "rotation"
-    learning_rate: float = 0.005
+    learning_rate: float = 1e-4
     momentum: float = 0.0
     max_steps: int = 1
     batch_size: int = 8
@@ -310,6 +310,8 @@ class TestTimeAdapter:
                     auto_reset = "non-finite self-supervised loss"
                     break
         adapt_end = self.clock()
+        if steps == 0 and reason == "budget":
+            self.timings.forget_oldest(self._step_kind())
 
         if auto_reset:
             self._reset_live(key)

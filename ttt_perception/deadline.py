@@ -34,6 +34,14 @@ class DurationEstimator:
             return None
         return float(np.quantile(np.fromiter(samples, float), self.quantile))
 
+    def forget_oldest(self, kind: Hashable) -> None:
+        """Age out one sample of work that was not done: after a window of refusals the estimate is
+        unknown again, so one step is tried and re-measured (a passing slowdown cannot disable
+        adaptation for good)."""
+        samples = self._samples.get(kind)
+        if samples:
+            samples.popleft()
+
     def count(self, kind: Hashable) -> int:
         return len(self._samples.get(kind, ()))
 

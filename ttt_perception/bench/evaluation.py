@@ -52,7 +52,7 @@ def standard_methods(tent_lr: float, with_source_only: bool = True) -> list[Meth
         Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"),
         Method(TTT_RESET, PAPER_RESET, note="SGD lr 0.001, 10 steps, 32 copies, weights restored after each frame"),
         Method(TTT_ONLINE, PAPER_ONLINE, note="SGD lr 0.001, 1 step, 32 copies, weights kept"),
-        Method(TTT_DEFAULTS, AdaptationConfig(), note="AdaptationConfig(): lr 0.005, 1 step, 8 copies, weights kept"),
+        Method(TTT_DEFAULTS, AdaptationConfig(), note="AdaptationConfig(): lr 1e-4, 1 step, 8 copies, weights kept"),
     ]
     return methods if with_source_only else methods[1:]
 

@@ -81,7 +81,7 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   adapter_field="objective"),
     ParameterSpec("adaptation.max_steps", 1, "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
-    ParameterSpec("adaptation.learning_rate", 0.005, "SGD learning rate of the test-time steps (> 0).", LIVE,
+    ParameterSpec("adaptation.learning_rate", 0.0001, "SGD learning rate of the test-time steps (> 0).", LIVE,
                   low=0.0, high=1.0, adapter_field="learning_rate"),
     ParameterSpec("adaptation.batch_size", 8, "Augmented copies of the frame per step.", LIVE, low=1, high=256,
                   adapter_field="batch_size"),
