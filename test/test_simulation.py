@@ -81,6 +81,10 @@ def simulation(flights, tmp_path_factory):
                     assert not summary.unmatched, f"{summary.unmatched}\n{node.log()[-3000:]}"
                     outputs[(mode, seed)] = root / f"{mode}_{seed}"
                 if mode == "online":
+                    # a learning rate that moves the weights well clear of float noise within 27 frames,
+                    # so "adapted away, then back at the source" is measurable
+                    result = probe.set_parameters(NODE, {"adaptation.learning_rate": 0.005})
+                    assert all(r.successful for r in result), result
                     _reset(probe)
                     calling = {}
 
