@@ -1,0 +1,51 @@
+"""``bench tune``: choose the online learning rate on the val split (never on test frames).
+
+Each candidate runs TTT-Online (1 step, 8 copies) over a stream per set: clean and a few corruptions
+at severity 5, the same frames for every candidate, next to mode off.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..adapter import AdaptationConfig
+from ..default_models import load_default_model
+from ..devices import resolve_device
+from .common import format_table, machine_description, write_json
+from .evaluation import Method, corrupted_sets, evaluate, make_frames, quality_name, truth_of
+
+DEFAULT_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "fog", "contrast")
+
+
+def add_parser(kinds) -> None:
+    parser = kinds.add_parser("tune", help="online learning rate on the val split", description=__doc__)
+    parser.add_argument("--task", choices=("detector", "classifier"), default="detector")
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 5e-3])
+    parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
+    parser.add_argument("--corruptions", nargs="+", default=list(DEFAULT_CORRUPTIONS))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.set_defaults(run=main)
+
+
+def main(args) -> int:
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    model = load_default_model(args.task, device)
+    data = make_frames(args.task, "val", args.frames, model.config.input_size, args.seed)
+    sets = corrupted_sets(data.images, [5], args.seed, corruptions=args.corruptions)
+    methods = [Method("off", AdaptationConfig(mode="off"))]
+    methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr))
+                for lr in args.learning_rates]
+    key = quality_name(args.task)
+    results = {m.name: {s: r[key] for s, r in evaluate(model, m, args.task, sets, truth_of(data, args.task), device,
+                                                      args.seed).items()} for m in methods}
+    names = list(sets)
+    print(format_table(["method", *names], [[m, *[results[m][s] for s in names]] for m in results]))
+    path = write_json(f"tune_{args.task}", {
+        "command": f"ttt-perception bench tune --task {args.task}", "split": "val", "quality": key,
+        "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
+        "results": results})
+    print(f"{key} per set (val split, severity 5); wrote {path}")
+    return 0
