@@ -27,6 +27,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from ttt_perception.bag.node_process import ros_argument
 from ttt_perception.ros.detection_message import DetectionMessageBuilder, detections_summary
 from ttt_perception.ros.diagnostics import level_value
 from ttt_perception.ros.image_conversion import rgb_to_image
@@ -58,18 +59,6 @@ def make_tiny_detector(path: Path) -> Path:
     return save_checkpoint(build_model(RECIPES["detector"].model, seed=0), path, {"note": "untrained, tests"})
 
 
-def _ros_arg(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ",".join(f"'{v}'" for v in value) + "]"
-    elif isinstance(value, str):
-        text = f"'{value}'" if value else "''"
-    else:
-        text = repr(value)
-    return f"{name}:={text}"
-
-
 class NodeProcess:
     """``python -m ttt_perception.ros.node`` in its own process, in namespace ``namespace``."""
 
@@ -82,7 +71,7 @@ class NodeProcess:
         if params_file is not None:
             args += ["--params-file", str(params_file)]
         for name, value in parameters.items():
-            args += ["-p", _ros_arg(name, value)]
+            args += ["-p", ros_argument(name, value)]
         env = dict(os.environ)  # ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.py
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
