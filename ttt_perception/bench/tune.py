@@ -39,13 +39,17 @@ def main(args) -> int:
     methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr))
                 for lr in args.learning_rates]
     key = quality_name(args.task)
-    results = {m.name: {s: r[key] for s, r in evaluate(model, m, args.task, sets, truth_of(data, args.task), device,
-                                                      args.seed).items()} for m in methods}
+    runs = {m.name: evaluate(model, m, args.task, sets, truth_of(data, args.task), device, args.seed) for m in methods}
+    results = {name: {s: r[key] for s, r in per_set.items()} for name, per_set in runs.items()}
+    overhead = {name: sum(r["overhead_percent"] * r["ms_per_frame"] for r in per_set.values())
+                / sum(r["ms_per_frame"] for r in per_set.values()) for name, per_set in runs.items()}
     names = list(sets)
-    print(format_table(["method", *names], [[m, *[results[m][s] for s in names]] for m in results]))
+    print(format_table(["method", *names, "ms/frame", "adapter overhead %"],
+                       [[m, *[results[m][s] for s in names],
+                         sum(r["ms_per_frame"] for r in runs[m].values()) / len(names), overhead[m]] for m in results]))
     path = write_json(f"tune_{args.task}", {
         "command": f"ttt-perception bench tune --task {args.task}", "split": "val", "quality": key,
         "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
-        "results": results})
+        "results": results, "adapter_overhead_percent": overhead})
     print(f"{key} per set (val split, severity 5); wrote {path}")
     return 0
