@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -143,8 +142,9 @@ def truth_of(data, task: str):
 
 
 def private_adapter(model, config: AdaptationConfig, device, **kwargs) -> TestTimeAdapter:
-    """An adapter on its own copy of the model: no method ever starts from another one's adapted weights."""
-    return TestTimeAdapter(copy.deepcopy(model), config, device=device, **kwargs)
+    """An adapter for one method; it adapts its own copy of the model, so no method ever starts from
+    another one's adapted weights."""
+    return TestTimeAdapter(model, config, device=device, **kwargs)
 
 
 def evaluate(model, method: Method, task: str, sets: dict[str, np.ndarray], truth, device: torch.device,
