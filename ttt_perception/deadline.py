@@ -42,9 +42,6 @@ class DurationEstimator:
         if samples:
             samples.popleft()
 
-    def count(self, kind: Hashable) -> int:
-        return len(self._samples.get(kind, ()))
-
 
 class FrameDeadline:
     """The decisions for one frame: may it adapt, and may it take one more step?
