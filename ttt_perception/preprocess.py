@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,9 +28,14 @@ def to_model_input(image: np.ndarray, config: ModelConfig, device: torch.device)
     size = config.input_size
     if x.shape[1] != size or x.shape[2] != size:
         x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-    mean = torch.tensor(config.mean, device=device).view(3, 1, 1)
-    std = torch.tensor(config.std, device=device).view(3, 1, 1)
+    mean, std = _normalisation(config.mean, config.std, device)
     return (x - mean) / std
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made once per device: not a host-to-device copy on every frame."""
+    return (torch.tensor(mean, device=device).view(3, 1, 1), torch.tensor(std, device=device).view(3, 1, 1))
 
 
 def batch_to_model_input(images: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
