@@ -247,12 +247,16 @@ class TestTimeAdapter:
             if stream is None:
                 self._restore_source_everywhere()
                 return
-            key = SHARED_STREAM if self._config.share_state else stream
+            key = self._stream_key(stream)
             self._health.pop(key, None)
             if self._live_stream == key:
                 self._load(self._source)
                 self._live_stream = None
             self._streams.pop(key, None)
+
+    def _stream_key(self, stream: str) -> str:
+        """Whose online state a frame of ``stream`` uses: its own, or the shared one."""
+        return SHARED_STREAM if self._config.share_state else stream
 
     def stream_names(self) -> list[str]:
         return sorted(self._streams)
@@ -263,7 +267,7 @@ class TestTimeAdapter:
     def stream_parameters(self, stream: str) -> dict[str, torch.Tensor]:
         """The weights ``stream`` would start its next frame from (copies)."""
         with self._lock:
-            key = SHARED_STREAM if self._config.share_state else stream
+            key = self._stream_key(stream)
             if key == self._live_stream:
                 return {n: p.detach().clone() for n, p in self._params.items()}
             return {n: t.clone() for n, t in self._streams.get(key, self._source)["params"].items()}
@@ -281,7 +285,7 @@ class TestTimeAdapter:
         arrival = start if arrival_time is None else arrival_time
         x = to_model_input(image, self.model.config, self.device)
         after_preprocess = self.clock()
-        key = SHARED_STREAM if cfg.share_state else stream
+        key = self._stream_key(stream)
         if cfg.mode == "online":
             self._activate(key)
         elif self._live_stream is not None:  # reset/off always start from the source
