@@ -8,6 +8,7 @@ itself runs in test_launch.py where launch_testing is installed.
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ros_helpers import FAST_PARAMETERS, NodeProcess, Probe, make_tiny_detector
@@ -18,21 +19,10 @@ CONFIG = REPO / "config" / "ttt_perception.yaml"
 LAUNCH = REPO / "launch" / "ttt_perception.launch.py"
 
 
-def _flatten(tree, prefix=""):
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _config_values():
     document = yaml.safe_load(CONFIG.read_text())
     assert list(document) == ["/**/ttt_perception"]
-    return _flatten(document["/**/ttt_perception"]["ros__parameters"])
+    return P.flatten_parameters(document["/**/ttt_perception"]["ros__parameters"])
 
 
 def test_config_lists_every_parameter_with_its_default():
@@ -41,6 +31,23 @@ def test_config_lists_every_parameter_with_its_default():
     for name, value in values.items():
         assert value == P.SPEC_BY_NAME[name].default, name
     assert P.validate(values) == []
+
+
+def test_noisy_camera_profile_is_valid_and_installed():
+    values = P.read_parameters_file(P.profile_path("noisy_camera"))
+    assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.01}
+    assert 'glob(f"{PACKAGE}/profiles/*.yaml")' in (REPO / "setup.py").read_text()  # share/ttt_perception/config
+
+
+def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):
+    for body, reason in (("adaptation: {learning_rte: 0.01}", "unknown parameter adaptation.learning_rte"),
+                         ("adaptation: {parameters: head}", "adaptation.parameters must be one of")):
+        path = tmp_path / "profile.yaml"
+        path.write_text(f"/**/ttt_perception:\n  ros__parameters:\n    {body}\n")
+        with pytest.raises(ValueError, match=reason):
+            P.read_parameters_file(path)
+    with pytest.raises(ValueError, match="packaged profiles: noisy_camera"):
+        P.profile_path("foggy")
 
 
 def test_config_is_read_by_the_node_in_a_namespace(tmp_path):

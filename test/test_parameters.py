@@ -17,11 +17,21 @@ def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
         assert name in values
 
 
+def test_choices_are_the_cores():
+    """The ROS layer repeats the core's choices (so it imports without torch); they must not drift apart."""
+    from ttt_perception.adapter import MODES
+    from ttt_perception.deadline import POLICIES
+    from ttt_perception.objectives import OBJECTIVES, PARAMETER_SETS
+
+    assert (P.MODES, P.OBJECTIVES, P.PARAMETER_SETS, P.POLICIES) == (MODES, OBJECTIVES, PARAMETER_SETS, POLICIES)
+
+
 @pytest.mark.parametrize(
     "name, value, text",
     [
         ("adaptation.mode", "sometimes", "adaptation.mode must be one of off, reset, online"),
         ("adaptation.objective", "contrastive", "one of rotation, entropy"),
+        ("adaptation.parameters", "head", "one of auto, extractor, stem, norm"),
         ("adaptation.max_steps", 101, "[0, 100]"),
         ("adaptation.max_steps", 2.0, "must be an integer"),
         ("adaptation.learning_rate", 0.0, "must be > 0"),
@@ -57,7 +67,7 @@ def test_integers_are_accepted_for_float_parameters():
 def test_adapter_settings_map_to_config_fields():
     settings = P.adapter_settings(P.defaults())
     assert settings == {
-        "mode": "online", "objective": "rotation", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8,
+        "mode": "online", "objective": "rotation", "parameters": "auto", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8,
         "share_state": False, "budget_ms": 100.0, "policy": "truncate", "score_threshold": 0.3,
         "max_detections": 20,
     }

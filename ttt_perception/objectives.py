@@ -9,7 +9,7 @@ from torch import nn
 from .model import ROTATION_CLASSES, YNet
 
 OBJECTIVES = ("rotation", "entropy")
-PARAMETER_SETS = ("auto", "extractor", "norm")
+PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 
 
 def rotate_quarters(images: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
@@ -23,18 +23,15 @@ def rotate_quarters(images: torch.Tensor, quarters: torch.Tensor) -> torch.Tenso
 
 
 def augmented_copies(image: torch.Tensor, count: int, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """``count`` copies of one image (C, S, S): copy 0 plain, the rest random shifted crops and flips.
+    """``count`` copies of one image (C, S, S): copy 0 plain, the rest randomly shifted crops.
 
-    Random offsets come from a CPU generator; pixels never leave the image's device.
+    No flips, as in training: a mirrored digit is not a digit, and its rotation is a task the model
+    never learnt. Random offsets come from a CPU generator; pixels never leave the image's device.
     """
     size = image.shape[-1]
     padded = F.pad(image[None], (pad, pad, pad, pad), mode="reflect")[0]
     offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator).tolist()
-    flips = torch.rand(count, generator=generator).lt(0.5).tolist()
-    copies = [image]
-    for (dy, dx), flip in zip(offsets[1:], flips[1:]):
-        crop = padded[:, dy:dy + size, dx:dx + size]
-        copies.append(torch.flip(crop, dims=(2,)) if flip else crop)
+    copies = [image] + [padded[:, dy:dy + size, dx:dx + size] for dy, dx in offsets[1:]]
     return torch.stack(copies)
 
 
@@ -82,6 +79,8 @@ def adaptable_parameters(model: YNet, objective: str, which: str = "auto") -> di
         which = "extractor" if objective == "rotation" else "norm"
     if which == "extractor":
         return {f"extractor.{n}": p for n, p in model.extractor.named_parameters()}
+    if which == "stem":  # the first convolution and its norm: where pixel-level corruptions act
+        return {f"extractor.{n}": p for n, p in model.extractor[:2].named_parameters()}
     if which == "norm":
         chosen = {}
         for prefix, part in (("extractor", model.extractor), ("main_head", model.main_head)):

@@ -114,5 +114,7 @@ def train_joint(model: YNet, dataset, config: TrainConfig = TrainConfig(), devic
 
 
 def training_metadata(config: TrainConfig, history: list[dict], dataset_description: str) -> dict:
+    from .data import DATA_VERSION
+
     return {"train_config": asdict(config), "history": history, "data": dataset_description,
-            "torch": str(torch.__version__)}
+            "data_version": DATA_VERSION, "torch": str(torch.__version__)}

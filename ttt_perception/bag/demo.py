@@ -2,8 +2,9 @@
 
 1. ``bag make``: a flight (default: clear -> fog rising to severity 5 -> noise -> clear, 10 Hz).
 2. For each mode (off, reset, online): the node in its own process with ``adaptation.mode`` set, the
-   flight replayed into it in real time, its detections, uncertainty and diagnostics recorded.
-3. ``bag score`` over the three runs: the table (quality on clear and shifted frames, latency,
+   flight replayed into it in real time, its detections, uncertainty and diagnostics recorded; then
+   one online run per profile (default: the noisy-camera profile).
+3. ``bag score`` over the runs: the table (quality on clear and shifted frames, latency,
    deadline met) and the plot of quality over time.
 
 Everything runs in a ROS domain of its own on loopback unless ROS_DOMAIN_ID is set already.
@@ -32,12 +33,15 @@ DEMO_PARAMETERS = {
 
 
 def add_demo_parser(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="flight bag -> node in off/reset/online -> table and plot",
+    parser = subparsers.add_parser("demo", help="flight bag -> node in off/reset/online (+ profiles) -> table and plot",
                                    description=__doc__)
     parser.add_argument("--out-dir", default="results/demo", help="bags, logs, JSON and PNG (default %(default)s)")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE, help="environment schedule (see bag make)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--profiles", nargs="*", default=["noisy_camera"],
+                        help="one more online run per packaged profile (ttt_perception/profiles/NAME.yaml); "
+                             "none: --profiles with no name")
     parser.add_argument("--budget-ms", type=float, default=100.0,
                         help="deadline per frame (node parameter deadline.budget_ms; 0: none)")
     parser.add_argument("--model", default="", help="checkpoint (default: the packaged default detector)")
@@ -80,9 +84,11 @@ def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Pat
 
 
 def main(args) -> int:
+    from ..ros.parameters import profile_path, read_parameters_file
     from .flight import make_flight
     from .score import format_tables, score_bags
 
+    profiles = {name: read_parameters_file(profile_path(name)) for name in args.profiles}  # fail before the runs
     _private_ros_domain()
     out_dir = Path(args.out_dir)
     if out_dir.exists():
@@ -107,6 +113,12 @@ def main(args) -> int:
         run_mode(flight, out_dir / f"run_{mode}", mode, parameters, out_dir / f"node_{mode}.log",
                  torch_threads=args.torch_threads)
         runs.append((mode, str(out_dir / f"run_{mode}")))
+    for profile in args.profiles:
+        label = f"online+{profile}"
+        print(f"{label}: node started, replaying {info.duration_s:.0f} s of flight ...", flush=True)
+        run_mode(flight, out_dir / f"run_{label}", "online", {**parameters, **profiles[profile]},
+                 out_dir / f"node_{label}.log", torch_threads=args.torch_threads)
+        runs.append((label, str(out_dir / f"run_{label}")))
     report = score_bags(runs, str(flight), out_dir / "score.json", out_dir / "quality_over_time.png",
                         title=f"{info.frames_per_camera} frames at {args.rate:g} Hz, budget {args.budget_ms:g} ms")
     print()

@@ -131,9 +131,10 @@ def source_only_path(task: str) -> Path:
 def source_only_model(task: str, device: torch.device, progress: bool = True):
     """The default recipe trained with rotation weight 0, cached next to the other default models.
 
-    Trained on first use (minutes on a CPU) and retrained when the recipe has changed since.
+    Trained on first use (minutes on a CPU) and retrained when the recipe or the frames have changed since.
     """
     from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from ..data import DATA_VERSION
     from ..default_models import RECIPES, train_default_model
 
     recipe = RECIPES[task]
@@ -142,9 +143,10 @@ def source_only_model(task: str, device: torch.device, progress: bool = True):
     if path.is_file():
         try:
             model, meta = load_checkpoint(path, device)
-            if meta.get("train_config") == wanted_train and model.config == recipe.model:
+            if (meta.get("train_config") == wanted_train and model.config == recipe.model
+                    and meta.get("data_version") == DATA_VERSION):
                 return model
-            _LOG.warning("%s was trained with another recipe: training it again", path)
+            _LOG.warning("%s was trained with another recipe or data version: training it again", path)
         except CheckpointError as exc:
             _LOG.warning("%s: training it again", exc)
     _LOG.warning("source-only %s not cached at %s: training it now (rotation weight 0; once)", task, path)

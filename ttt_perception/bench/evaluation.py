@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -186,6 +187,14 @@ def choose_tent_lr(model, task: str, frames: int, size: int, severities, seed: i
 TENT_SELECTION = {"classifier": {"frames": 32, "severities": (5,)}, "detector": {"frames": 8, "severities": (5,)}}
 
 
+def _default_model_digest(task: str) -> str:
+    """Identifies the default model a cached choice was made for (a retrained model needs a new one)."""
+    from ..default_models import default_model_path
+
+    path = default_model_path(task)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
 def tent_lr_for(task: str, model, seed: int, device, user_model: bool = False) -> dict:
     """Tent's learning rate for ``task``, chosen on the val split and shared by every benchmark.
 
@@ -196,14 +205,16 @@ def tent_lr_for(task: str, model, seed: int, device, user_model: bool = False) -
     if not user_model and path.is_file():
         try:
             cached = json.loads(path.read_text())
-            if cached.get("seed") == seed and cached.get("grid") == [float(v) for v in TENT_LR_GRID]:
+            if (cached.get("seed") == seed and cached.get("grid") == [float(v) for v in TENT_LR_GRID]
+                    and cached.get("model_sha256") == _default_model_digest(task)):
                 return {**cached, "source": str(path)}
         except (ValueError, OSError):
             pass
     settings = TENT_SELECTION[task]
     choice = choose_tent_lr(model, task, settings["frames"], model.config.input_size, settings["severities"], seed,
                             device)
-    choice.update(seed=seed, grid=[float(v) for v in TENT_LR_GRID])
+    choice.update(seed=seed, grid=[float(v) for v in TENT_LR_GRID],
+                  model_sha256=None if user_model else _default_model_digest(task))
     if not user_model:
         path.write_text(json.dumps(choice, indent=2))
     return {**choice, "source": "chosen on val for this run" if user_model else str(path)}

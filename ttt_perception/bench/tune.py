@@ -11,6 +11,7 @@ import torch
 from ..adapter import AdaptationConfig
 from ..default_models import load_default_model
 from ..devices import resolve_device
+from ..objectives import PARAMETER_SETS
 from .common import format_table, machine_description, write_json
 from .evaluation import Method, corrupted_sets, evaluate, make_frames, quality_name, truth_of
 
@@ -23,6 +24,7 @@ def add_parser(kinds) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 5e-3])
     parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
     parser.add_argument("--corruptions", nargs="+", default=list(DEFAULT_CORRUPTIONS))
+    parser.add_argument("--parameters", choices=PARAMETER_SETS, default="auto", help="weights the steps change")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -36,7 +38,8 @@ def main(args) -> int:
     data = make_frames(args.task, "val", args.frames, model.config.input_size, args.seed)
     sets = corrupted_sets(data.images, [5], args.seed, corruptions=args.corruptions)
     methods = [Method("off", AdaptationConfig(mode="off"))]
-    methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr))
+    methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr,
+                                                             parameters=args.parameters))
                 for lr in args.learning_rates]
     key = quality_name(args.task)
     runs = {m.name: evaluate(model, m, args.task, sets, truth_of(data, args.task), device, args.seed) for m in methods}
@@ -47,8 +50,10 @@ def main(args) -> int:
     print(format_table(["method", *names, "ms/frame", "adapter overhead %"],
                        [[m, *[results[m][s] for s in names],
                          sum(r["ms_per_frame"] for r in runs[m].values()) / len(names), overhead[m]] for m in results]))
-    path = write_json(f"tune_{args.task}", {
-        "command": f"ttt-perception bench tune --task {args.task}", "split": "val", "quality": key,
+    suffix = "" if args.parameters == "auto" else f"_{args.parameters}"
+    path = write_json(f"tune_{args.task}{suffix}", {
+        "command": f"ttt-perception bench tune --task {args.task} --parameters {args.parameters}",
+        "parameters": args.parameters, "split": "val", "quality": key,
         "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
         "results": results, "adapter_overhead_percent": overhead})
     print(f"{key} per set (val split, severity 5); wrote {path}")

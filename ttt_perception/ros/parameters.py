@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 MODES = ("off", "reset", "online")
 OBJECTIVES = ("rotation", "entropy")
+PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
@@ -79,6 +81,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.objective", "rotation", "Self-supervised objective: rotation (TTT, extractor "
                   "weights) or entropy (Tent, normalisation affine parameters).", LIVE, choices=OBJECTIVES,
                   adapter_field="objective"),
+    ParameterSpec("adaptation.parameters", "auto", "Weights the steps change: auto (extractor for rotation, "
+                  "norm for entropy), extractor, stem (first convolution and its norm: the noisy-camera "
+                  "profile, README) or norm (GroupNorm affines). A change returns every camera to the source "
+                  "weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
     ParameterSpec("adaptation.max_steps", 1, "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
     ParameterSpec("adaptation.learning_rate", 0.0001, "SGD learning rate of the test-time steps (> 0).", LIVE,
@@ -264,3 +270,46 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     return list(value)
+
+
+# ---- parameter files and profiles -----------------------------------------------------------------
+
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
+
+
+def profile_path(name: str) -> Path:
+    """A packaged profile (``ttt_perception/profiles/NAME.yaml``, also installed to share/config)."""
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ValueError(f"no profile {name!r}; packaged profiles: {', '.join(known)}")
+    return path
+
+
+def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested ``ros__parameters`` mapping -> {"adaptation.mode": ..., ...}."""
+    flat: Dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_parameters(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_parameters_file(path) -> Dict[str, Any]:
+    """The flat values of a one-node ROS 2 parameters file; ValueError if a name or value is invalid."""
+    import yaml
+
+    document = yaml.safe_load(Path(path).read_text())
+    if not isinstance(document, Mapping) or len(document) != 1:
+        raise ValueError(f"{path}: expected one node key with ros__parameters")
+    (node_entry,) = document.values()
+    values = flatten_parameters(node_entry["ros__parameters"])
+    unknown = sorted(set(values) - set(SPEC_BY_NAME))
+    errors = [f"unknown parameter {name}" for name in unknown] or validate({**defaults(), **values})
+    if errors:
+        raise ValueError(f"{path}: {'; '.join(errors)}")
+    return values
+
