@@ -46,6 +46,9 @@ def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):
         path.write_text(f"/**/ttt_perception:\n  ros__parameters:\n    {body}\n")
         with pytest.raises(ValueError, match=reason):
             P.read_parameters_file(path)
+    path.write_text("/**/ttt_perception:\n  parameters: {}\n")
+    with pytest.raises(ValueError, match="expected one node key with ros__parameters"):
+        P.read_parameters_file(path)
     with pytest.raises(ValueError, match="packaged profiles: noisy_camera"):
         P.profile_path("foggy")
 

@@ -303,10 +303,11 @@ def read_parameters_file(path) -> Dict[str, Any]:
     import yaml
 
     document = yaml.safe_load(Path(path).read_text())
-    if not isinstance(document, Mapping) or len(document) != 1:
+    entries = list(document.values()) if isinstance(document, Mapping) else []
+    if len(entries) != 1 or not isinstance(entries[0], Mapping) or \
+            not isinstance(entries[0].get("ros__parameters"), Mapping):
         raise ValueError(f"{path}: expected one node key with ros__parameters")
-    (node_entry,) = document.values()
-    values = flatten_parameters(node_entry["ros__parameters"])
+    values = flatten_parameters(entries[0]["ros__parameters"])
     unknown = sorted(set(values) - set(SPEC_BY_NAME))
     errors = [f"unknown parameter {name}" for name in unknown] or validate({**defaults(), **values})
     if errors:
