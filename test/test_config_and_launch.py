@@ -35,7 +35,8 @@ def test_config_lists_every_parameter_with_its_default():
 
 def test_noisy_camera_profile_is_valid_and_installed():
     values = P.read_parameters_file(P.profile_path("noisy_camera"))
-    assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.01}
+    assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.02,
+                      "adaptation.min_ssl_loss": 1.0}
     assert 'glob(f"{PACKAGE}/profiles/*.yaml")' in (REPO / "setup.py").read_text()  # share/ttt_perception/config
 
 

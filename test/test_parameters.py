@@ -37,6 +37,7 @@ def test_choices_are_the_cores():
         ("adaptation.learning_rate", 0.0, "must be > 0"),
         ("adaptation.learning_rate", float("nan"), "finite"),
         ("adaptation.batch_size", 0, "[1, 256]"),
+        ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),
         ("deadline.budget_ms", -1.0, "[0, 60000]"),
         ("deadline.policy", "maybe", "truncate, skip"),
         ("deadline.clock", "wall", "arrival, stamp"),
@@ -67,7 +68,7 @@ def test_integers_are_accepted_for_float_parameters():
 def test_adapter_settings_map_to_config_fields():
     settings = P.adapter_settings(P.defaults())
     assert settings == {
-        "mode": "online", "objective": "rotation", "parameters": "auto", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8,
+        "mode": "online", "objective": "rotation", "parameters": "auto", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8, "min_ssl_loss": 0.0,
         "share_state": False, "budget_ms": 100.0, "policy": "truncate", "score_threshold": 0.3,
         "max_detections": 20,
     }

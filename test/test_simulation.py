@@ -29,8 +29,9 @@ pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f"the default detect
 SEEDS = (0, 1, 2)
 RATE_HZ = 5.0
 SCHEDULE = "clear:2,gaussian_noise@5:10"  # 10 clear frames, then 50 frames of sensor noise at severity 5
-# The adapting nodes run the packaged noisy-camera profile (stem only, lr 0.01): with the real-time
-# defaults online is level with off on every corruption (README, "Choosing the defaults").
+# The adapting nodes run the packaged noisy-camera profile (stem only, lr 0.02, steps only while the
+# source rotation loss is >= 1.0): with the real-time defaults online is level with off on every
+# corruption (README, "Choosing the defaults").
 PROFILE = read_parameters_file(profile_path("noisy_camera"))
 NODE_PARAMETERS = {
     "cameras": ["camera"],
@@ -38,7 +39,7 @@ NODE_PARAMETERS = {
     "deadline.budget_ms": 0.0,  # every answered frame takes its step, however busy the machine
     "detection.score_threshold": 0.1,
 }
-MARGIN = 0.04  # mAP@0.5 on the noise segment: online - off, for every seed (measured: +0.066 to +0.086)
+MARGIN = 0.05  # mAP@0.5 on the noise segment: online - off, for every seed (measured: +0.072 to +0.107)
 RESET_AFTER_FRAME = 27  # the reset call is made when this frame (in the noise) has been published
 NODE = "/ttt_perception"
 
@@ -146,8 +147,11 @@ def test_outputs_carry_the_input_stamp_and_frame_id(flights, simulation, mode):
     truth = {f.key: f for f in read_ground_truth(flights[0])}
     assert run.detections and set(run.detections) <= set(truth)  # keys are (frame_id, stamp) of sent images
     assert {frame_id for frame_id, _ in run.detections} == {"camera_optical_frame"}
-    steps = {u["steps_taken"] for u in run.uncertainty.values()}
-    assert steps == ({0} if mode == "off" else {1})
+    steps = {(u["steps_taken"], u["stop_reason"]) for u in run.uncertainty.values()}
+    if mode == "off":
+        assert steps == {(0, "off")}
+    else:  # the profile's gate: no step on the clear frames, one on most noisy frames
+        assert steps == {(0, "low_loss"), (1, "done")}
 
 
 def test_online_beats_off_on_the_shifted_segment_for_every_seed(flights, simulation):

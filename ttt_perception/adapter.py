@@ -31,6 +31,10 @@ from .uncertainty import summarise
 
 MODES = ("off", "reset", "online")
 SHARED_STREAM = "__shared__"
+# Running source rotation loss: the plain mean of a stream's first 10 frames (no steps before), then an
+# exponential mean over about the last 10.
+_SOURCE_LOSS_WARMUP = 10
+_SOURCE_LOSS_RATE = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class AdaptationConfig:
     measure_ssl_loss: bool = True
     health_sigma: float = 4.0  # z-score of the ssl loss that counts as unhealthy
     health_patience: int = 5  # consecutive unhealthy frames before an automatic reset
+    # Adapt only while the source weights' rotation loss on the stream (mean over about the last 10
+    # frames) is at least this; 0: always. A shift signal that adapting cannot bend: high under noise,
+    # near its clean level under fog and low contrast, where steps do harm (README, "Choosing the defaults").
+    min_ssl_loss: float = 0.0
     seed: int = 0
 
     def validated(self) -> "AdaptationConfig":
@@ -75,6 +83,8 @@ class AdaptationConfig:
             (1 <= self.max_detections <= 1000, f"max_detections must be in 1..1000, got {self.max_detections}"),
             (self.health_sigma > 0, f"health_sigma must be > 0, got {self.health_sigma}"),
             (self.health_patience >= 1, f"health_patience must be >= 1, got {self.health_patience}"),
+            (math.isfinite(self.min_ssl_loss) and self.min_ssl_loss >= 0,
+             f"min_ssl_loss must be a finite value >= 0, got {self.min_ssl_loss}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -199,6 +209,8 @@ class TestTimeAdapter:
         self._source = self._snapshot()
         self._streams: dict[str, dict] = {}
         self._health: dict[str, _LossHealth] = {}
+        self._source_loss: dict[str, tuple[int, float]] = {}  # per stream: frames, running source loss
+        self._adapted: set[str] = set()  # online streams whose weights have moved since the source
         self._live_stream: str | None = None  # whose weights the model holds now (None: the source)
 
     def _snapshot(self) -> dict:
@@ -225,6 +237,8 @@ class TestTimeAdapter:
         self._load(self._source)
         self._streams.clear()
         self._health.clear()
+        self._source_loss.clear()
+        self._adapted.clear()
         self._live_stream = None
 
     def _activate(self, key: str) -> None:
@@ -249,6 +263,8 @@ class TestTimeAdapter:
                 return
             key = self._stream_key(stream)
             self._health.pop(key, None)
+            self._source_loss.pop(key, None)
+            self._adapted.discard(key)
             if self._live_stream == key:
                 self._load(self._source)
                 self._live_stream = None
@@ -301,6 +317,10 @@ class TestTimeAdapter:
             reason = "late"
         elif cfg.policy == "skip" and not deadline.fits(after_preprocess, steps_planned):
             reason = "budget"
+        elif cfg.min_ssl_loss > 0 and self._running_source_loss(key, x) < cfg.min_ssl_loss:
+            reason = "low_loss"
+            if key in self._adapted:  # the shift is over: what was learnt for it would only do harm
+                auto_reset = f"running source rotation loss below min_ssl_loss {cfg.min_ssl_loss:g}"
         else:
             while steps < steps_planned:
                 if not deadline.fits(self.clock(), 1):
@@ -314,6 +334,8 @@ class TestTimeAdapter:
                     auto_reset = "non-finite self-supervised loss"
                     break
         adapt_end = self.clock()
+        if steps and cfg.mode == "online":
+            self._adapted.add(key)
         if steps == 0 and reason == "budget":
             self.timings.forget_oldest(self._step_kind())
 
@@ -347,8 +369,24 @@ class TestTimeAdapter:
     def _reset_live(self, key: str) -> None:
         self._load(self._source)
         self._health.pop(key, None)
+        self._adapted.discard(key)
         if key in self._streams:
             self._save_into(self._streams[key])
+
+    def _running_source_loss(self, key: str, x: torch.Tensor) -> float:
+        """The stream's running mean of the source weights' rotation loss, updated with this frame."""
+        source = {name[len("extractor."):]: t for name, t in self._source["params"].items()
+                  if name.startswith("extractor.")}
+        rotated, labels = plain_rotations(x)
+        with torch.no_grad():
+            features = torch.func.functional_call(self.model.extractor, source, (rotated,))
+            loss = float(F.cross_entropy(self.model.ssl_head(features), labels))
+        count, level = self._source_loss.get(key, (0, 0.0))
+        if math.isfinite(loss):
+            count += 1
+            level += max(1.0 / count, _SOURCE_LOSS_RATE) * (loss - level)
+            self._source_loss[key] = (count, level)
+        return level if count >= _SOURCE_LOSS_WARMUP else 0.0  # no steps before the level is known
 
     def _step_kind(self) -> tuple:
         cfg = self._config

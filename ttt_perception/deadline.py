@@ -13,7 +13,7 @@ from collections.abc import Hashable
 import numpy as np
 
 POLICIES = ("truncate", "skip")
-STOP_REASONS = ("done", "budget", "late", "off")
+STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
 
 
 class DurationEstimator:

@@ -17,8 +17,8 @@ from typing import List, Sequence
 from ..corruptions import CORRUPTIONS
 
 CLEAR = "clear"
-# clear -> fog rising to severity 5 -> noise -> clear again (seconds)
-DEFAULT_SCHEDULE = "clear:10,fog@1-5:20,gaussian_noise@3:10,clear:10"
+# clear -> fog rising to severity 5 -> moderate, then strong sensor noise -> clear again (seconds)
+DEFAULT_SCHEDULE = "clear:10,fog@1-5:20,gaussian_noise@3:10,gaussian_noise@5:10,clear:10"
 
 
 @dataclass(frozen=True)

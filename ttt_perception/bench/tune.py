@@ -25,6 +25,8 @@ def add_parser(kinds) -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
     parser.add_argument("--corruptions", nargs="+", default=list(DEFAULT_CORRUPTIONS))
     parser.add_argument("--parameters", choices=PARAMETER_SETS, default="auto", help="weights the steps change")
+    parser.add_argument("--min-ssl-loss", type=float, default=0.0,
+                        help="adapt only while the running source rotation loss is at least this (0: always)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -39,7 +41,8 @@ def main(args) -> int:
     sets = corrupted_sets(data.images, [5], args.seed, corruptions=args.corruptions)
     methods = [Method("off", AdaptationConfig(mode="off"))]
     methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr,
-                                                             parameters=args.parameters))
+                                                             parameters=args.parameters,
+                                                             min_ssl_loss=args.min_ssl_loss))
                 for lr in args.learning_rates]
     key = quality_name(args.task)
     runs = {m.name: evaluate(model, m, args.task, sets, truth_of(data, args.task), device, args.seed) for m in methods}
@@ -50,11 +53,14 @@ def main(args) -> int:
     print(format_table(["method", *names, "ms/frame", "adapter overhead %"],
                        [[m, *[results[m][s] for s in names],
                          sum(r["ms_per_frame"] for r in runs[m].values()) / len(names), overhead[m]] for m in results]))
-    suffix = "" if args.parameters == "auto" else f"_{args.parameters}"
+    steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in runs.items()}
+    suffix = ("" if args.parameters == "auto" else f"_{args.parameters}") + \
+        (f"_gate{args.min_ssl_loss:g}" if args.min_ssl_loss else "")
     path = write_json(f"tune_{args.task}{suffix}", {
-        "command": f"ttt-perception bench tune --task {args.task} --parameters {args.parameters}",
-        "parameters": args.parameters, "split": "val", "quality": key,
+        "command": f"ttt-perception bench tune --task {args.task} --parameters {args.parameters} "
+                   f"--min-ssl-loss {args.min_ssl_loss:g}",
+        "parameters": args.parameters, "min_ssl_loss": args.min_ssl_loss, "split": "val", "quality": key,
         "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
-        "results": results, "adapter_overhead_percent": overhead})
+        "results": results, "mean_steps": steps, "adapter_overhead_percent": overhead})
     print(f"{key} per set (val split, severity 5); wrote {path}")
     return 0

@@ -91,6 +91,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   low=0.0, high=1.0, adapter_field="learning_rate"),
     ParameterSpec("adaptation.batch_size", 8, "Augmented copies of the frame per step.", LIVE, low=1, high=256,
                   adapter_field="batch_size"),
+    ParameterSpec("adaptation.min_ssl_loss", 0.0, "Adapt only while the source weights' rotation loss, "
+                  "averaged over the camera's last ~10 frames, is at least this (a shift signal: high under "
+                  "noise, near its clean level under fog); 0: always adapt. The noisy-camera profile uses 1.0.",
+                  LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss"),
     ParameterSpec("adaptation.share_state", False, "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
     ParameterSpec("deadline.budget_ms", 100.0, "Time budget per frame in milliseconds, adaptation and "

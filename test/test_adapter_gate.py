@@ -1,0 +1,80 @@
+"""min_ssl_loss: adapt only while the source weights' running rotation loss says the frames are shifted."""
+
+import numpy as np
+import pytest
+import torch
+
+from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.corruptions import corrupt_batch
+from ttt_perception.data import make_detection_frames
+from ttt_perception.default_models import load_default_model
+from ttt_perception.ros import parameters as P
+
+# The packaged profile on top of the node's defaults, without a deadline (steps must not depend on load).
+PROFILE = {**P.adapter_settings({**P.defaults(), **P.read_parameters_file(P.profile_path("noisy_camera"))}),
+           "budget_ms": 0.0}
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_default_model("detector", "cpu")
+
+
+@pytest.fixture(scope="module")
+def clean_frames():
+    return make_detection_frames("val", 24, size=96, seed=5).images
+
+
+def _reasons(adapter, images, stream="cam"):
+    return [adapter.process(image, stream=stream).report.stop_reason for image in images]
+
+
+def test_no_step_before_ten_frames_then_steps_while_the_level_is_above(detector, clean_frames):
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 1e-6}), "cpu")
+    assert _reasons(adapter, clean_frames[:12]) == ["low_loss"] * 9 + ["done"] * 3
+    adapter.reset("cam")  # a reset stream measures its level anew
+    assert _reasons(adapter, clean_frames[:10]) == ["low_loss"] * 9 + ["done"]
+
+
+def test_closed_gate_leaves_the_weights_at_the_source(detector, clean_frames):
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 50.0}), "cpu")
+    reports = [adapter.process(image, stream="cam").report for image in clean_frames]
+    assert {(r.steps_taken, r.stop_reason) for r in reports} == {(0, "low_loss")}
+    for name, tensor in adapter.stream_parameters("cam").items():
+        assert torch.equal(tensor, adapter.source_parameters()[name]), name
+
+
+def test_profile_stays_closed_on_clean_and_fog_and_opens_under_noise(detector, clean_frames):
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**PROFILE), "cpu")
+    steps = {}
+    for name, images in (("clean", clean_frames), ("fog", corrupt_batch(clean_frames, "fog", 5, seed=1)),
+                         ("noise", corrupt_batch(clean_frames, "gaussian_noise", 5, seed=1))):
+        steps[name] = sum(adapter.process(image, stream=name).report.steps_taken for image in images)
+    assert steps["clean"] == steps["fog"] == 0, steps
+    assert steps["noise"] >= 12, steps  # of 24 frames, the first 9 being the warm-up
+
+
+def test_level_is_measured_on_the_source_weights(detector, clean_frames):
+    """Adapting does not lower the signal that opened the gate (else adaptation would shut itself off)."""
+    noisy = corrupt_batch(clean_frames, "gaussian_noise", 5, seed=2)
+    adapting = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 1e-6}), "cpu")
+    watching = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 50.0}), "cpu")
+    for image in noisy:
+        adapting.process(image, stream="cam")
+        watching.process(image, stream="cam")
+    assert np.isclose(adapting._source_loss["cam"][1], watching._source_loss["cam"][1], rtol=1e-5)
+
+
+def test_online_stream_returns_to_the_source_when_the_shift_is_over(detector, clean_frames):
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**PROFILE), "cpu")
+    noisy = corrupt_batch(clean_frames, "gaussian_noise", 5, seed=3)
+    noise_reports = [adapter.process(image, stream="cam").report for image in noisy]
+    assert sum(r.steps_taken for r in noise_reports) > 0 and not any(r.auto_reset for r in noise_reports)
+    moved = adapter.stream_parameters("cam")
+    assert any(not torch.equal(moved[n], adapter.source_parameters()[n]) for n in moved)
+    clean_reports = [adapter.process(image, stream="cam").report for image in np.concatenate([clean_frames] * 2)]
+    resets = [r for r in clean_reports if r.auto_reset]
+    assert len(resets) == 1 and "below min_ssl_loss" in resets[0].auto_reset  # once, when the level drops
+    assert all(r.steps_taken == 0 for r in clean_reports[clean_reports.index(resets[0]):])
+    for name, tensor in adapter.stream_parameters("cam").items():
+        assert torch.equal(tensor, adapter.source_parameters()[name]), name
