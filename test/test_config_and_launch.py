@@ -33,11 +33,10 @@ def test_config_lists_every_parameter_with_its_default():
     assert P.validate(values) == []
 
 
-def test_noisy_camera_profile_is_valid_and_installed():
+def test_noisy_camera_profile_is_valid():
     values = P.read_parameters_file(P.profile_path("noisy_camera"))
     assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.02,
                       "adaptation.min_ssl_loss": 1.0}
-    assert 'glob(f"{PACKAGE}/profiles/*.yaml")' in (REPO / "setup.py").read_text()  # share/ttt_perception/config
 
 
 def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):

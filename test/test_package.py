@@ -38,9 +38,11 @@ def test_colcon_build_installs_launch_config_and_models(colcon_install):
     assert (share / "package.xml").is_file()
     assert (share / "launch" / "ttt_perception.launch.py").is_file()
     assert (share / "config" / "ttt_perception.yaml").is_file()
+    assert (share / "config" / "noisy_camera.yaml").is_file()  # the profile, next to the YAML for ros2 launch
     assert (colcon_install / "share" / "ament_index" / "resource_index" / "packages" / "ttt_perception").is_file()
     models = list(colcon_install.glob("lib/python3*/site-packages/ttt_perception/models/*.pt"))
     assert {m.name for m in models} >= {"detector.pt", "classifier.pt"}
+    assert list(colcon_install.glob("lib/python3*/site-packages/ttt_perception/profiles/noisy_camera.yaml"))
 
 
 @pytest.mark.parametrize("args", [[], ["train"], ["bench"], ["bench", "accuracy"]])
