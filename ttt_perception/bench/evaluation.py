@@ -104,7 +104,7 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
 
     ``truth``: labels (N,) for classification; (boxes list, labels list) for detection.
     """
-    wrong, steps, wall, nll, overhead = 0, 0, 0.0, 0.0, 0.0
+    wrong, steps, wall, nll, overhead, ssl_loss = 0, 0, 0.0, 0.0, 0.0, []
     pred_boxes, pred_scores, pred_labels = [], [], []
     per_frame = []
     for i, image in enumerate(images):
@@ -115,6 +115,8 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
         report = result.report  # bookkeeping: the call's time beyond preprocessing, steps and prediction
         overhead += elapsed - (report.preprocess_ms + report.adapt_ms + report.predict_ms) / 1e3
         steps += result.report.steps_taken
+        if np.isfinite(report.ssl_loss_after):
+            ssl_loss.append(report.ssl_loss_after)
         if task == "classifier":
             hit = int(np.argmax(result.class_probs)) == int(truth[i])
             wrong += int(not hit)
@@ -126,6 +128,7 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
             pred_scores.append(det.scores)
             pred_labels.append(det.class_ids)
     out = {"frames": len(images), "mean_steps": steps / max(len(images), 1),
+           "ssl_loss": float(np.mean(ssl_loss)) if ssl_loss else float("nan"),  # after adapting; off: source
            "ms_per_frame": 1e3 * wall / max(len(images), 1), "overhead_percent": 100.0 * overhead / max(wall, 1e-12)}
     if task == "classifier":
         out["error"] = 100.0 * wrong / max(len(images), 1)

@@ -54,6 +54,8 @@ def main(args) -> int:
                        [[m, *[results[m][s] for s in names],
                          sum(r["ms_per_frame"] for r in runs[m].values()) / len(names), overhead[m]] for m in results]))
     steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in runs.items()}
+    source_loss = {s: r["ssl_loss"] for s, r in runs["off"].items()}  # what min_ssl_loss is compared with
+    print("mean source rotation loss per set: " + ", ".join(f"{s} {v:.2f}" for s, v in source_loss.items()))
     suffix = ("" if args.parameters == "auto" else f"_{args.parameters}") + \
         (f"_gate{args.min_ssl_loss:g}" if args.min_ssl_loss else "")
     path = write_json(f"tune_{args.task}{suffix}", {
@@ -61,6 +63,7 @@ def main(args) -> int:
                    f"--min-ssl-loss {args.min_ssl_loss:g}",
         "parameters": args.parameters, "min_ssl_loss": args.min_ssl_loss, "split": "val", "quality": key,
         "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
-        "results": results, "mean_steps": steps, "adapter_overhead_percent": overhead})
+        "results": results, "mean_steps": steps, "source_rotation_loss": source_loss,
+        "adapter_overhead_percent": overhead})
     print(f"{key} per set (val split, severity 5); wrote {path}")
     return 0
