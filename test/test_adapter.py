@@ -218,3 +218,17 @@ def test_refused_steps_are_retried_after_a_window_of_refusals(classifier, frames
     reports = [adapter.process(frames.images[i % 24], arrival_time=clock()).report for i in range(40)]
     assert reports[0].steps_taken == 0 and reports[0].stop_reason == "budget"
     assert any(r.steps_taken == 1 for r in reports)  # re-measured once the slow samples aged out
+
+
+def test_a_step_that_never_fits_is_probed_once_a_window():
+    """Budget 30 ms, step 20 ms + prediction 20 ms: a step never fits. One probe per window of refusals,
+    not every other frame (a probe leaves one sample; refusals must not empty the estimate again at once)."""
+    adapter, clock = _timed_adapter(build_model(ModelConfig(task="classifier", input_size=32, width=8), seed=0),
+                                    mode="online", max_steps=1, budget_ms=30, measure_ssl_loss=False)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    reports = [adapter.process(frame, arrival_time=clock()).report for _ in range(100)]
+    probes = [i for i, r in enumerate(reports) if r.steps_taken]
+    window = adapter.timings.window
+    assert probes == list(range(window, 100, window + 1)), probes  # after 32 refusals; 3 late frames of 100
+    assert sum(not r.deadline_met for r in reports) == len(probes)
+

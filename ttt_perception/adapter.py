@@ -337,7 +337,7 @@ class TestTimeAdapter:
         if steps and cfg.mode == "online":
             self._adapted.add(key)
         if steps == 0 and reason == "budget":
-            self.timings.forget_oldest(self._step_kind())
+            self.timings.refused(self._step_kind())
 
         if auto_reset:
             self._reset_live(key)

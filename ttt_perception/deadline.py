@@ -20,12 +20,14 @@ class DurationEstimator:
     """Recent durations (seconds) per kind of work, and a conservative estimate of the next one."""
 
     def __init__(self, window: int = 32, quantile: float = 0.9):
-        self.quantile = quantile
+        self.window, self.quantile = window, quantile
         self._samples: dict[Hashable, deque] = defaultdict(lambda: deque(maxlen=window))
+        self._refusals: dict[Hashable, int] = defaultdict(int)
 
     def record(self, kind: Hashable, seconds: float) -> None:
         if math.isfinite(seconds) and seconds >= 0:
             self._samples[kind].append(seconds)
+            self._refusals[kind] = 0
 
     def estimate(self, kind: Hashable) -> float | None:
         """None until the first measurement of this kind."""
@@ -34,13 +36,14 @@ class DurationEstimator:
             return None
         return float(np.quantile(np.fromiter(samples, float), self.quantile))
 
-    def forget_oldest(self, kind: Hashable) -> None:
-        """Age out one sample of work that was not done: after a window of refusals the estimate is
-        unknown again, so one step is tried and re-measured (a passing slowdown cannot disable
-        adaptation for good)."""
-        samples = self._samples.get(kind)
-        if samples:
-            samples.popleft()
+    def refused(self, kind: Hashable) -> None:
+        """Work of this kind was refused on its estimate. After a window of refusals in a row the
+        estimate is dropped, so the work is tried once and re-measured: a passing slowdown cannot
+        disable adaptation for good, and work that really does not fit costs one late frame a window."""
+        self._refusals[kind] += 1
+        if self._refusals[kind] >= self.window:
+            self._samples.pop(kind, None)
+            self._refusals[kind] = 0
 
 
 class FrameDeadline:
