@@ -207,6 +207,9 @@ class TestTimeAdapter:
             param.requires_grad_(id(param) in chosen)  # frozen parts need no gradient buffers
         self._optimizer = torch.optim.SGD(list(self._params.values()), lr=cfg.learning_rate, momentum=cfg.momentum)
         self._source = self._snapshot()
+        # the source tensors of the extractor, named as inside it: what the min_ssl_loss gate runs on
+        self._source_extractor = {name[len("extractor."):]: t for name, t in self._source["params"].items()
+                                  if name.startswith("extractor.")}
         self._streams: dict[str, dict] = {}
         self._health: dict[str, _LossHealth] = {}
         self._source_loss: dict[str, tuple[int, float]] = {}  # per stream: frames, running source loss
@@ -375,11 +378,9 @@ class TestTimeAdapter:
 
     def _running_source_loss(self, key: str, x: torch.Tensor) -> float:
         """The stream's running mean of the source weights' rotation loss, updated with this frame."""
-        source = {name[len("extractor."):]: t for name, t in self._source["params"].items()
-                  if name.startswith("extractor.")}
         rotated, labels = plain_rotations(x)
         with torch.no_grad():
-            features = torch.func.functional_call(self.model.extractor, source, (rotated,))
+            features = torch.func.functional_call(self.model.extractor, self._source_extractor, (rotated,))
             loss = float(F.cross_entropy(self.model.ssl_head(features), labels))
         count, level = self._source_loss.get(key, (0, 0.0))
         if math.isfinite(loss):
