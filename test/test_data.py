@@ -153,3 +153,17 @@ def test_repeated_calls_are_fast():
     start = time.perf_counter()
     make_detection_frames("train", 50)
     assert time.perf_counter() - start < 5.0
+
+
+def test_rendering_in_worker_processes_gives_the_same_frames():
+    serial = make_detection_frames("val", 300, size=48, seed=5)
+    parallel = make_detection_frames("val", 300, size=48, seed=5, workers=2)
+    assert np.array_equal(serial.images, parallel.images)
+    assert all(np.array_equal(a, b) for a, b in zip(serial.boxes, parallel.boxes))
+    assert all(np.array_equal(a, b) for a, b in zip(serial.labels, parallel.labels))
+    serial = make_classification_frames("train", 300, size=24, seed=5)
+    parallel = make_classification_frames("train", 300, size=24, seed=5, workers=2)
+    assert np.array_equal(serial.images, parallel.images)
+    assert np.array_equal(serial.labels, parallel.labels)
+    with pytest.raises(ValueError, match="workers"):
+        make_classification_frames("train", 4, workers=0)

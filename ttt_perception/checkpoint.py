@@ -54,4 +54,6 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"model file {path} does not match its architecture: {exc}") from exc
-    return model.to(device).eval(), dict(payload.get("metadata", {}))
+    metadata = dict(payload.get("metadata", {}))
+    model.reference_stats = metadata.get("source_stats")
+    return model.to(device).eval(), metadata

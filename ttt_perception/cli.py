@@ -19,47 +19,51 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--coco", help="train on your own COCO JSON (detector)")
     parser.add_argument("--images", help="image folder of the COCO JSON (default: next to it)")
     parser.add_argument("--image-folder", help="train on your own images, one sub-folder per class (classifier)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int, help="processes rendering the training frames (default: all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's own choice)")
     parser.set_defaults(run=_run_train)
 
 
 def _run_train(args) -> int:
     from dataclasses import replace
 
-    from .checkpoint import save_checkpoint
-    from .default_models import PACKAGED_DIR, RECIPES, cache_dir
-    from .devices import resolve_device
-    from .model import build_model
-    from .training import train_joint, training_metadata
+    import torch
 
+    from .checkpoint import save_checkpoint
+    from .default_models import PACKAGED_DIR, RECIPES, cache_dir, train_default_model
+    from .devices import resolve_device
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     recipe = RECIPES[args.task]
     train_config = recipe.train
     if args.rotation_weight is not None:
         train_config = replace(train_config, rotation_weight=args.rotation_weight)
     if args.epochs is not None:
         train_config = replace(train_config, epochs=args.epochs)
-    model_config = recipe.model
+    device = resolve_device(args.device)
     if args.coco or args.image_folder:
-        from .user_data import load_coco, load_image_folder
+        from .training import train_and_describe
+        from .user_data import hold_out, load_coco, load_image_folder
 
         if args.coco:
-            data, names = load_coco(args.coco, args.images, size=model_config.input_size)
+            data, names = load_coco(args.coco, args.images, size=recipe.model.input_size)
         else:
-            data, names = load_image_folder(args.image_folder, size=model_config.input_size)
-        model_config = replace(model_config, num_classes=len(names), class_names=tuple(names))
-        description = f"user data {args.coco or args.image_folder}"
+            data, names = load_image_folder(args.image_folder, size=recipe.model.input_size)
+        model_config = replace(recipe.model, num_classes=len(names), class_names=tuple(names))
+        data, reference = hold_out(data, fraction=0.05)
+        model, meta = train_and_describe(model_config, train_config, data, reference, device, True,
+                                         f"user data {args.coco or args.image_folder}")
     else:
-        from .data import make_classification_frames, make_detection_frames
-
-        make = make_detection_frames if args.task == "detector" else make_classification_frames
-        data = make("train", recipe.train_frames, size=model_config.input_size, seed=train_config.seed)
-        description = f"{args.task} frames, split train, {recipe.train_frames} frames"
-    model = build_model(model_config, seed=train_config.seed)
-    history = train_joint(model, data, train_config, device=resolve_device(args.device))
+        model, meta = train_default_model(args.task, progress=True, device=device, train_config=train_config,
+                                          workers=args.workers)
     out = args.out or (PACKAGED_DIR if args.default else cache_dir()) / f"{args.task}.pt"
-    path = save_checkpoint(model.cpu(), out, training_metadata(train_config, history, description))
-    last = history[-1]
-    print(f"wrote {path}: main loss {last['main_loss']:.4f}, rotation loss {last['rotation_loss']:.4f}")
+    path = save_checkpoint(model, out, meta)
+    last, stats = meta["history"][-1], meta["source_stats"]
+    print(f"wrote {path}: main loss {last['main_loss']:.4f}, rotation loss {last['rotation_loss']:.4f}; "
+          f"held-out clean frames: rotation accuracy {100 * stats['rotation_accuracy']:.1f}%, "
+          f"rotation loss {stats['ssl_loss']:.3f}; {meta['train_seconds'] / 60:.1f} min on {meta['device']}")
     return 0
 
 

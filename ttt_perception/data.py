@@ -277,12 +277,13 @@ def _check_common(split: str, count: int, size: int) -> None:
 
 
 def make_detection_frames(split: str, count: int, size: int = 96, seed: int = 0,
-                          min_objects: int = 1, max_objects: int = 4) -> DetectionSet:
+                          min_objects: int = 1, max_objects: int = 4, workers: int = 1) -> DetectionSet:
     """``count`` frames of ``size`` x ``size`` with ``min_objects``..``max_objects`` digits each.
 
     Each digit's ink is 0.22..0.4 of the frame side tall, in a colour that contrasts with the
     background under it, alpha-blended with the digit's intensity as opacity. Digits overlap by
     IoU < 0.1. Boxes are the tight box of each digit's drawn ink (float32 xyxy pixels).
+    ``workers`` > 1 renders in that many processes; the frames are the same either way.
     """
     _check_common(split, count, size)
     if not (0 <= min_objects <= max_objects):
@@ -290,12 +291,21 @@ def make_detection_frames(split: str, count: int, size: int = 96, seed: int = 0,
             f"need 0 <= min_objects <= max_objects, got min_objects={min_objects}, "
             f"max_objects={max_objects}"
         )
+    render = functools.partial(_render_detection_frames, split, size, seed, min_objects, max_objects)
+    parts = _render_in_chunks(render, list(range(count)), workers)
+    images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, size, size, 3), np.uint8)
+    return DetectionSet(images=images, boxes=[b for p in parts for b in p[1]],
+                        labels=[lab for p in parts for lab in p[2]])
+
+
+def _render_detection_frames(split: str, size: int, seed: int, min_objects: int, max_objects: int,
+                             indices: list[int]):
     digit_pool = split_digit_indices(split)
     _, digit_labels = _mnist()
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    images = np.empty((len(indices), size, size, 3), dtype=np.uint8)
     all_boxes: list[np.ndarray] = []
     all_labels: list[np.ndarray] = []
-    for i in range(count):
+    for slot, i in enumerate(indices):
         background_rng, object_rng = _frame_rngs(seed, split, 0, i)
         frame = _background(background_rng, split, size)
         boxes: list[np.ndarray] = []
@@ -311,38 +321,70 @@ def make_detection_frames(split: str, count: int, size: int = 96, seed: int = 0,
             h, w = alpha.shape
             boxes.append(np.array([x0, y0, x0 + w, y0 + h], dtype=np.float32))
             labels.append(int(digit_labels[digit]))
-        images[i] = frame
+        images[slot] = frame
         all_boxes.append(np.stack(boxes) if boxes else np.zeros((0, 4), dtype=np.float32))
         all_labels.append(np.array(labels, dtype=np.int64))
-    return DetectionSet(images=images, boxes=all_boxes, labels=all_labels)
+    return images, all_boxes, all_labels
 
 
 def make_classification_frames(split: str, count: int, size: int = 32,
-                               seed: int = 0) -> ClassificationSet:
+                               seed: int = 0, workers: int = 1) -> ClassificationSet:
     """``count`` frames of ``size`` x ``size`` with one digit (ink 0.6..0.9 of the side) each.
 
     Classes are balanced: every class appears ``count // 10`` or ``count // 10 + 1`` times, in a
-    shuffled order.
+    shuffled order. ``workers`` > 1 renders in that many processes; the frames are the same.
     """
     _check_common(split, count, size)
+    order_rng = np.random.default_rng([seed, SPLITS.index(split), 1, count])
+    labels = order_rng.permutation(np.arange(count) % len(CLASS_NAMES)).astype(np.int64)
+    render = functools.partial(_render_classification_frames, split, size, seed)
+    parts = _render_in_chunks(render, list(zip(range(count), labels.tolist())), workers)
+    images = np.concatenate(parts) if parts else np.empty((0, size, size, 3), np.uint8)
+    return ClassificationSet(images=images, labels=labels)
+
+
+def _render_classification_frames(split: str, size: int, seed: int,
+                                  jobs: list[tuple[int, int]]) -> np.ndarray:
     digit_pool = split_digit_indices(split)
     _, digit_labels = _mnist()
     pool_by_class = [digit_pool[digit_labels[digit_pool] == c] for c in range(len(CLASS_NAMES))]
-    order_rng = np.random.default_rng([seed, SPLITS.index(split), 1, count])
-    labels = order_rng.permutation(np.arange(count) % len(CLASS_NAMES)).astype(np.int64)
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
-    for i in range(count):
+    images = np.empty((len(jobs), size, size, 3), dtype=np.uint8)
+    for slot, (i, label) in enumerate(jobs):
         background_rng, object_rng = _frame_rngs(seed, split, 1, i)
         frame = _background(background_rng, split, size)
-        candidates = pool_by_class[labels[i]]
+        candidates = pool_by_class[label]
         digit = int(candidates[object_rng.integers(len(candidates))])
         ink_height = object_rng.uniform(*_CLASSIFICATION_SCALE) * size
         alpha = _digit_alpha(digit, ink_height)
-        if max(alpha.shape) > size:  # a digit wider than tall: shrink until it fits
-            alpha = _digit_alpha(digit, ink_height * (size - 1) / max(alpha.shape))
+        while max(alpha.shape) > size:  # a digit wider than tall: shrink until it fits
+            ink_height *= (size - 1) / max(alpha.shape)
+            alpha = _digit_alpha(digit, ink_height)
         h, w = alpha.shape
         x0 = int(object_rng.integers(0, size - w + 1))
         y0 = int(object_rng.integers(0, size - h + 1))
         _composite(frame, alpha, x0, y0, object_rng)
-        images[i] = frame
-    return ClassificationSet(images=images, labels=labels)
+        images[slot] = frame
+    return images
+
+
+def _render_in_chunks(render, jobs: list, workers: int) -> list:
+    """``render`` over consecutive chunks of ``jobs``, in order; in ``workers`` processes when > 1.
+
+    Every frame draws from its own random streams, so chunking never changes a frame.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if not jobs:
+        return []
+    if workers == 1 or len(jobs) < 256:
+        return [render(jobs)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _mnist()  # decoded once here, inherited by forked workers
+    chunk = -(-len(jobs) // (workers * 4))
+    pieces = [jobs[start:start + chunk] for start in range(0, len(jobs), chunk)]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(render, pieces))

@@ -27,14 +27,23 @@ class Recipe:
     model: ModelConfig
     train: TrainConfig
     train_frames: int
+    # Clean val-split frames (new digits and photographs) on which the trained model's reference levels
+    # are measured and stored in its checkpoint (training.source_statistics).
+    reference_frames: int = 1000
 
 
+# Deeper than the first defaults (one block per stage) and trained on far more frames, so that the
+# rotation head solves its task on clean frames: what test-time training needs to work at all.
+# Cost on a 2-core CPU: see docs/training.md.
 RECIPES = {
-    "detector": Recipe(ModelConfig(task="detector", input_size=96, width=16, stem_stride=2, stage_strides=(1, 2, 1)),
-                       TrainConfig(epochs=12, batch_size=32, learning_rate=3e-3), train_frames=3000),
-    "classifier": Recipe(ModelConfig(task="classifier", input_size=32, width=16, stem_stride=1,
-                                     stage_strides=(1, 2, 2)),
-                         TrainConfig(epochs=15, batch_size=64, learning_rate=3e-3), train_frames=3500),
+    "detector": Recipe(ModelConfig(task="detector", input_size=96, width=16, blocks_per_stage=(2, 2, 2),
+                                   stem_stride=2, stage_strides=(2, 2, 1)),
+                       TrainConfig(epochs=10, batch_size=64, learning_rate=3e-3, augment=True),
+                       train_frames=40_000),
+    "classifier": Recipe(ModelConfig(task="classifier", input_size=32, width=16, blocks_per_stage=(2, 2, 2),
+                                     stem_stride=1, stage_strides=(1, 2, 2)),
+                         TrainConfig(epochs=8, batch_size=64, learning_rate=3e-3, augment=True),
+                         train_frames=60_000),
 }
 
 
@@ -50,26 +59,36 @@ def default_model_path(task: str) -> Path:
     return packaged if packaged.is_file() else cache_dir() / f"{task}.pt"
 
 
+def recipe_frames(task: str, split: str, count: int, seed: int, workers: int = 1):
+    """The synthetic frames a default recipe trains (split train) or is measured (split val) on."""
+    from .data import make_classification_frames, make_detection_frames
+
+    make = make_detection_frames if task == "detector" else make_classification_frames
+    return make(split, count, size=RECIPES[task].model.input_size, seed=seed, workers=workers)
+
+
 def train_default_model(task: str, rotation_weight: float | None = None, progress: bool = True,
-                        device: str | torch.device = "cpu") -> tuple[YNet, dict]:
-    """Train the default recipe (rotation weight 0: the source-only baseline)."""
+                        device: str | torch.device = "cpu", workers: int | None = None,
+                        train_config: TrainConfig | None = None, data=None) -> tuple[YNet, dict]:
+    """Train the default recipe (rotation weight 0: the source-only baseline).
+
+    ``train_config`` overrides the recipe's; ``data`` passes the recipe's training frames when the
+    caller has rendered them already (they are the same frames either way).
+    """
     from dataclasses import replace
 
-    from .data import make_classification_frames, make_detection_frames
-    from .model import build_model
-    from .training import train_joint, training_metadata
+    from .training import train_and_describe
 
     recipe = RECIPES[task]
-    train_config = recipe.train if rotation_weight is None else replace(recipe.train, rotation_weight=rotation_weight)
-    if task == "detector":
-        data = make_detection_frames("train", recipe.train_frames, size=recipe.model.input_size, seed=train_config.seed)
-    else:
-        data = make_classification_frames("train", recipe.train_frames, size=recipe.model.input_size,
-                                          seed=train_config.seed)
-    model = build_model(recipe.model, seed=train_config.seed)
-    history = train_joint(model, data, train_config, device=device, progress=progress)
-    meta = training_metadata(train_config, history, f"{task} frames, split train, {recipe.train_frames} frames")
-    return model.cpu(), meta
+    config = train_config or recipe.train
+    if rotation_weight is not None:
+        config = replace(config, rotation_weight=rotation_weight)
+    workers = workers or os.cpu_count() or 1
+    if data is None:
+        data = recipe_frames(task, "train", recipe.train_frames, config.seed, workers)
+    reference = recipe_frames(task, "val", recipe.reference_frames, config.seed, workers)
+    return train_and_describe(recipe.model, config, data, reference, device, progress,
+                              f"{task} frames, split train, {recipe.train_frames} frames")
 
 
 def load_default_model(task: str = "detector", device: str | torch.device = "cpu") -> YNet:

@@ -138,6 +138,9 @@ class YNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        # Levels measured on clean held-out frames after training (training.source_statistics),
+        # restored from the checkpoint; None for a model that has none.
+        self.reference_stats: dict | None = None
         widths = config.stage_widths()
         self.extractor = nn.Sequential(
             nn.Conv2d(3, config.width, 3, config.stem_stride, 1, bias=False),

@@ -28,8 +28,13 @@ def to_model_input(image: np.ndarray, config: ModelConfig, device: torch.device)
     size = config.input_size
     if x.shape[1] != size or x.shape[2] != size:
         x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-    mean, std = _normalisation(config.mean, config.std, device)
-    return (x - mean) / std
+    return normalise(x, config)
+
+
+def normalise(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Pixels in 0..1, (3, S, S) or (N, 3, S, S), to the model's normalised input."""
+    mean, std = _normalisation(config.mean, config.std, images.device)
+    return (images - mean) / std
 
 
 @functools.lru_cache(maxsize=16)
@@ -38,9 +43,15 @@ def _normalisation(mean: tuple, std: tuple, device: torch.device) -> tuple[torch
     return (torch.tensor(mean, device=device).view(3, 1, 1), torch.tensor(std, device=device).view(3, 1, 1))
 
 
-def batch_to_model_input(images: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, S, S), for training and benchmarks."""
-    return torch.stack([to_model_input(image, config, device) for image in images])
+def pixels_at_input_size(images: np.ndarray, config: ModelConfig) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, S, S) uint8 on the CPU: training sets stay compact."""
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    size = config.input_size
+    if pixels.shape[2:] == (size, size):
+        return pixels.contiguous()
+    resized = [F.interpolate(p[None].float(), size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=True)[0] for p in pixels]
+    return torch.stack(resized).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def scale_to_image(config: ModelConfig, image_shape: tuple[int, ...]) -> tuple[float, float]:

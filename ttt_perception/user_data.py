@@ -185,3 +185,24 @@ def load_coco(annotation_json: str | Path, image_dir: str | Path | None = None,
         all_labels.append(np.array(labels, dtype=np.int64))
     stacked = np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8)
     return DetectionSet(images=stacked, boxes=all_boxes, labels=all_labels), class_names
+
+
+def hold_out(data, fraction: float):
+    """(training part, held-out part): every ``round(1 / fraction)``-th frame is held out (at least one,
+    and at least one left to train on), for the reference levels stored with the trained model."""
+    count = len(data)
+    if count < 2:
+        raise ValueError(f"need at least 2 images to hold one out, got {count}")
+    step = max(2, int(round(1 / fraction)))
+    held = np.zeros(count, dtype=bool)
+    held[step - 1::step] = True
+    if not held.any():
+        held[-1] = True
+
+    def subset(mask):
+        index = np.flatnonzero(mask)
+        if isinstance(data, ClassificationSet):
+            return ClassificationSet(data.images[index], np.asarray(data.labels)[index])
+        return DetectionSet(data.images[index], [data.boxes[i] for i in index], [data.labels[i] for i in index])
+
+    return subset(~held), subset(held)
