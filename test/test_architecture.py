@@ -1,4 +1,9 @@
-"""The codebase's shape: one home for each choice list and default."""
+"""The codebase's shape: one-way layers, and one home for each choice list and default.
+
+Layers, bottom up: the learning core (``ttt_perception/*.py``), the ROS layer (``ros/``), the tools
+(``bag/``, ``bench/``, ``cli.py``). A module imports its own layer or lower ones, never a higher one;
+imports inside functions count too.
+"""
 
 import ast
 import dataclasses
@@ -13,8 +18,80 @@ CHOICE_LISTS = {name: getattr(choices, name)
                 for name in ("MODES", "OBJECTIVES", "PARAMETER_SETS", "POLICIES", "STOP_REASONS")}
 
 
+CORE, ROS, TOOLS = 0, 1, 2
+LAYER_NAMES = ("learning core", "ROS layer", "tools")
+ROS_ONLY = ("rclpy", "rcl_interfaces", "rosgraph_msgs", "lifecycle_msgs", "builtin_interfaces")
+
+
 def _modules():
     return sorted(PACKAGE.rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if parts[0] != "ttt_perception" or len(parts) == 1:
+        return CORE
+    if parts[1] in ("bag", "bench", "cli"):
+        return TOOLS
+    return ROS if parts[1] == "ros" else CORE
+
+
+def _imports(path: Path):
+    """(line, absolute module name) of every import in the file, function bodies included."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                prefix = ".".join(base)
+                if node.module:
+                    yield node.lineno, f"{prefix}.{node.module}"
+                else:  # from . import name: name may be a module
+                    yield from ((node.lineno, f"{prefix}.{alias.name}") for alias in node.names)
+            else:
+                yield node.lineno, node.module
+
+
+def test_the_layer_of_a_module_is_its_folder():
+    assert _layer("ttt_perception.adapter") == _layer("ttt_perception.choices") == CORE
+    assert _layer("ttt_perception.ros.node") == ROS
+    assert {_layer(m) for m in ("ttt_perception.cli", "ttt_perception.bag.replay",
+                                "ttt_perception.bench.latency")} == {TOOLS}
+    imports = dict(_imports(PACKAGE / "bag" / "demo.py"))
+    assert "ttt_perception.choices" in imports.values()  # relative, top of the file
+    assert "ttt_perception.bag.replay" in imports.values()  # relative, inside a function
+
+
+def test_imports_only_go_down_the_layers():
+    upward = []
+    for path in _modules():
+        here = _module_name(path)
+        for line, target in _imports(path):
+            if target.startswith("ttt_perception") and _layer(target) > _layer(here):
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({LAYER_NAMES[_layer(here)]}) imports "
+                              f"{target} ({LAYER_NAMES[_layer(target)]})")
+    assert upward == []
+
+
+def test_the_learning_core_imports_no_ros_package_and_the_ros_layer_no_rosbag_io():
+    found = []
+    for path in _modules():
+        layer = _layer(_module_name(path))
+        for line, target in _imports(path):
+            top = target.split(".")[0]
+            if layer == CORE and (top in ROS_ONLY or top.endswith("_msgs") or top == "rosbags"):
+                found.append(f"{path.relative_to(PACKAGE)}:{line} {target}")
+            if layer == ROS and (top == "rosbags" or target.startswith("ttt_perception.bag")):
+                found.append(f"{path.relative_to(PACKAGE)}:{line} {target}")
+    assert found == []
 
 
 def test_choice_lists_are_written_only_in_the_choices_module():

@@ -253,7 +253,7 @@ def small_flight(tmp_path_factory):
 
 
 def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight, tmp_path):
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions
 
     echo = EchoNode(["/camera/image", "/other/image"])
     sent = []
@@ -282,7 +282,7 @@ def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight,
 
 
 def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions, parse_remap
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions, parse_remap
 
     echo = EchoNode(["/robot/cam/image"])
     try:
@@ -303,7 +303,7 @@ def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
 
 
 def test_replay_refuses_a_bag_without_images(tmp_path):
-    from ttt_perception.ros.replay import BagReplayer
+    from ttt_perception.bag.replay import BagReplayer
 
     typestore = jazzy_typestore()
     writer = open_writer(tmp_path / "strings")
@@ -317,7 +317,7 @@ def test_replay_refuses_a_bag_without_images(tmp_path):
 
 def test_replay_compressed_images_arrive_unchanged(tmp_path):
     from ttt_perception.ros.image_conversion import compressed_to_rgb
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions, default_record_topics
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions, default_record_topics
 
     make_flight(tmp_path / "flight", schedule="clear:1", rate_hz=5, image_format="jpeg")
     assert default_record_topics(["/camera/image/compressed"]) == [

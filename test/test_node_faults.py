@@ -9,7 +9,8 @@ import torch
 from lifecycle_msgs.msg import Transition
 from std_srvs.srv import Trigger
 
-from ros_helpers import FAST_PARAMETERS, NodeProcess, Probe, frame, make_tiny_detector
+from ros_helpers import FAST_PARAMETERS, Probe, frame, make_tiny_detector
+from ttt_perception.bag.node_process import NodeProcess
 
 NS = "/faults"
 NODE = f"{NS}/ttt_perception"
@@ -23,7 +24,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node():
-    process = NodeProcess(NS, {"model.path": MISSING, **FAST_PARAMETERS})
+    process = NodeProcess({"model.path": MISSING, **FAST_PARAMETERS}, namespace=NS).start()
     yield process
     process.stop()
 

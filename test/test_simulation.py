@@ -45,7 +45,7 @@ NODE = "/ttt_perception"
 
 
 def _replay(bag, out, **options):
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions
 
     return BagReplayer(bag, ReplayOptions(out=str(out), wait_s=90.0, min_drain_s=2.5, idle_s=1.0,
                                           **options)).run()

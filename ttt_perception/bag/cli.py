@@ -85,7 +85,7 @@ def _add_replay(tools) -> None:
 
 def _run_replay(args) -> int:
     from ..ros.dds_profile import use_large_image_profile
-    from ..ros.replay import BagReplayer, ReplayOptions, parse_remap
+    from .replay import BagReplayer, ReplayOptions, parse_remap
 
     use_large_image_profile()  # before rclpy starts: camera-sized frames through shared memory
     options = ReplayOptions(topics=args.topics, remap=parse_remap(args.remap), rate=args.rate,

@@ -65,7 +65,7 @@ def _private_ros_domain() -> None:
 def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
              torch_threads: Optional[int] = 1):
     """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
-    from ..ros.replay import BagReplayer, ReplayOptions
+    from .replay import BagReplayer, ReplayOptions
     from .node_process import NodeProcess
 
     node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path), torch_threads=torch_threads)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from ..bag.rosbag_io import IMAGE_TYPES, ensure_type, jazzy_typestore, ns_to_stamp, open_writer, read_header
+from .rosbag_io import IMAGE_TYPES, ensure_type, jazzy_typestore, ns_to_stamp, open_writer, read_header
 
 _LOG = logging.getLogger(__name__)
 
