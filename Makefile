@@ -12,7 +12,7 @@ export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_images.xml
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(FASTRTPS_DEFAULT_PROFILES_FILE)
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test lint demo bench clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): requirements.txt setup.py package.xml
 
 test: $(STAMP)
 	$(PY) -m pytest -q test
+
+# ruff, configured in ruff.toml (line length 99).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
 	$(VENV)/bin/ttt-perception demo

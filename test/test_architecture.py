@@ -1,8 +1,8 @@
 """The codebase's shape: one-way layers, and one home for each choice list and default.
 
-Layers, bottom up: the learning core (``ttt_perception/*.py``), the ROS layer (``ros/``), the tools
-(``bag/``, ``bench/``, ``cli.py``). A module imports its own layer or lower ones, never a higher one;
-imports inside functions count too.
+Layers, bottom up: the learning core (``ttt_perception/*.py``), the ROS layer (``ros/``), the
+tools (``bag/``, ``bench/``, ``cli.py``). A module imports its own layer or lower ones, never a
+higher one; imports inside functions count too.
 """
 
 import ast
@@ -43,7 +43,9 @@ def _layer(module: str) -> int:
 
 def _imports(path: Path):
     """(line, absolute module name) of every import in the file, function bodies included."""
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    package = _module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names)
@@ -76,8 +78,8 @@ def test_imports_only_go_down_the_layers():
         here = _module_name(path)
         for line, target in _imports(path):
             if target.startswith("ttt_perception") and _layer(target) > _layer(here):
-                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({LAYER_NAMES[_layer(here)]}) imports "
-                              f"{target} ({LAYER_NAMES[_layer(target)]})")
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({LAYER_NAMES[_layer(here)]}) "
+                              f"imports {target} ({LAYER_NAMES[_layer(target)]})")
     assert upward == []
 
 
@@ -100,7 +102,8 @@ def test_choice_lists_are_written_only_in_the_choices_module():
         if path.name == "choices.py" and path.parent == PACKAGE:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Tuple) and node.elts and all(isinstance(e, ast.Constant) for e in node.elts):
+            if isinstance(node, ast.Tuple) and node.elts and all(
+                    isinstance(e, ast.Constant) for e in node.elts):
                 values = tuple(e.value for e in node.elts)
                 copies += [f"{path.relative_to(PACKAGE)}:{node.lineno} {name}"
                            for name, choice in CHOICE_LISTS.items() if values == choice]

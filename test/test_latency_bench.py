@@ -14,9 +14,10 @@ pytestmark = pytest.mark.ros
 def test_latency_bench_writes_one_row_per_case(tmp_path):
     model = make_tiny_detector(tmp_path / "detector.pt")
     out = tmp_path / "latency.json"
-    done = subprocess.run([sys.executable, "-m", "ttt_perception.cli", "bench", "latency", "--model", str(model),
-                           "--rates", "5", "--cameras", "1", "--sizes", "64x48", "--duration", "2",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "ttt_perception.cli", "bench", "latency",
+               "--model", str(model), "--rates", "5", "--cameras", "1", "--sizes", "64x48",
+               "--duration", "2", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     payload = json.loads(out.read_text())
     assert payload["meta"]["mode"] == "reset" and payload["meta"]["model"] == str(model)

@@ -1,7 +1,7 @@
 """Choice lists and defaults of adaptation, in one place; no torch, no rclpy.
 
-The learning core (``AdaptationConfig``), the node's parameter specs (``ros/parameters.py``) and the
-command-line tools all import them from here.
+The learning core (``AdaptationConfig``), the node's parameter specs (``ros/parameters.py``) and
+the command-line tools all import them from here.
 """
 
 from __future__ import annotations

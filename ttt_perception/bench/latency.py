@@ -1,4 +1,4 @@
-"""``bench latency``: end-to-end latency of the node against the adapter's own time, and frame accounting.
+"""``bench latency``: the node's end-to-end latency against the adapter's own time; accounting.
 
     ttt-perception bench latency --rates 10 30 --cameras 1 3 --sizes 96x96 640x480
 
@@ -14,8 +14,8 @@ frames at each rate on 1..N cameras for ``--duration`` seconds and records, per 
 Accounting: frames sent, answered (received here), dropped (the node's counter) and the rest, which
 would be silently lost. Without ``--model`` an untrained detector with the default detector's
 architecture is used (same cost per frame; the weights do not change the timings).
-DDS stays on loopback unless ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise; without ROS_DOMAIN_ID a
-domain of its own is chosen.
+DDS stays on loopback unless ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise; without ROS_DOMAIN_ID
+a domain of its own is chosen.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
@@ -64,12 +64,13 @@ class _Probe:
         self.node = rclpy.create_node("ttt_latency_bench", context=self.context)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
-        self.detections: Dict[tuple, float] = {}
-        self.reports: Dict[tuple, Dict[str, Any]] = {}
-        self.diagnostics: Dict[str, Dict[str, str]] = {}
+        self.detections: dict[tuple, float] = {}
+        self.reports: dict[tuple, dict[str, Any]] = {}
+        self.diagnostics: dict[str, dict[str, str]] = {}
         self.publishers = []
         for i in range(cameras):
-            self.publishers.append(self.node.create_publisher(Image, f"{namespace}/cam{i}/image", reliable))
+            self.publishers.append(
+                self.node.create_publisher(Image, f"{namespace}/cam{i}/image", reliable))
             self.node.create_subscription(
                 DetectionMessageBuilder().msg_type, f"{namespace}/cam{i}/detections",
                 lambda msg, c=i: self._on_detections(c, msg), reliable)
@@ -104,7 +105,7 @@ class _Probe:
             for status in msg.status:
                 self.diagnostics[status.name] = {pair.key: pair.value for pair in status.values}
 
-    def counters(self, namespace: str, cameras: int) -> Dict[str, int]:
+    def counters(self, namespace: str, cameras: int) -> dict[str, int]:
         totals = {"received": 0, "published": 0, "dropped": 0, "rejected": 0, "failed": 0}
         with self.lock:
             for i in range(cameras):
@@ -143,7 +144,7 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
              stamp_base: int):
     time.sleep(1.5)  # a fresh diagnostics message with the counters before this case
     before = probe.counters(namespace, cameras)
-    sent: Dict[tuple, float] = {}
+    sent: dict[tuple, float] = {}
     period, start, index = 1.0 / rate, time.perf_counter(), 0
     while time.perf_counter() - start < duration:
         due = start + index * period
@@ -164,7 +165,8 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
         with probe.lock:
             answered = sum(1 for key in sent if key in probe.detections)
         accounted = delta["published"] + delta["dropped"] + delta["rejected"] + delta["failed"]
-        return delta["received"] and delta["received"] == accounted and answered == delta["published"]
+        return (delta["received"] and delta["received"] == accounted
+                and answered == delta["published"])
 
     _wait(settled, timeout=30.0)
     time.sleep(1.5)
@@ -194,9 +196,10 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
 
 
 def add_parser(kinds) -> None:
-    parser = kinds.add_parser("latency", help="the node over DDS: end-to-end latency, ROS overhead, drops",
-                              description=__doc__)
-    parser.add_argument("--model", type=Path, help="checkpoint (default: untrained default architecture)")
+    parser = kinds.add_parser("latency", description=__doc__,
+                              help="the node over DDS: end-to-end latency, ROS overhead, drops")
+    parser.add_argument("--model", type=Path,
+                        help="checkpoint (default: untrained default architecture)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 3])
@@ -237,7 +240,7 @@ def main(args) -> int:
         node = _start_node(namespace, max_cameras, args, model, log)
         probe = _Probe(namespace, max_cameras)
         try:
-            if not _wait(lambda: "active: answering frames" in node.log(), timeout=120):
+            if not _wait(lambda node=node: "active: answering frames" in node.log(), timeout=120):
                 raise RuntimeError(f"node did not become active:\n{node.log()}")
             time.sleep(2.0)  # discovery
             frames = _frames((height, width), 8)
@@ -256,7 +259,8 @@ def main(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"device": args.device, "mode": args.mode, "steps": args.steps, "batch": args.batch,
             "budget_ms": args.budget_ms, "input_qos": args.input_qos, "duration_s": args.duration,
-            "cpu_count": os.cpu_count(), "model": str(args.model or "untrained default architecture")}
+            "cpu_count": os.cpu_count(),
+            "model": str(args.model or "untrained default architecture")}
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(_table(results))
     return 0
@@ -266,14 +270,16 @@ def _table(rows) -> str:
     def number(value, digits=1):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    header = ["size", "Hz", "cams", "sent", "answered", "dropped", "answered+dropped", "e2e p50 ms",
-              "adapter p50 ms", "overhead p50 ms", "overhead p95 ms", "overhead/adapter p50"]
+    header = ["size", "Hz", "cams", "sent", "answered", "dropped", "answered+dropped",
+              "e2e p50 ms", "adapter p50 ms", "overhead p50 ms", "overhead p95 ms",
+              "overhead/adapter p50"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         fraction = r["overhead_fraction_p50"]
-        cells = [r["size"], f"{r['rate_hz']:g}", r["cameras"], r["sent"], r["answered"], r["node_dropped"],
-                 f"{100 * r['answered_or_dropped_fraction']:.1f}%", number(r["e2e_ms_p50"]),
-                 number(r["adapter_ms_p50"]), number(r["overhead_ms_p50"]), number(r["overhead_ms_p95"]),
+        cells = [r["size"], f"{r['rate_hz']:g}", r["cameras"], r["sent"], r["answered"],
+                 r["node_dropped"], f"{100 * r['answered_or_dropped_fraction']:.1f}%",
+                 number(r["e2e_ms_p50"]), number(r["adapter_ms_p50"]),
+                 number(r["overhead_ms_p50"]), number(r["overhead_ms_p95"]),
                  f"{number(fraction and 100 * fraction)}%"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
