@@ -252,6 +252,7 @@ def small_flight(tmp_path_factory):
     return path
 
 
+@pytest.mark.ros
 def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight, tmp_path):
     from ttt_perception.bag.replay import BagReplayer, ReplayOptions
 
@@ -281,6 +282,7 @@ def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight,
     assert [s.stamp_ns for s in sent] == [d["stamp"]["sec"] * 10**9 + d["stamp"]["nanosec"] for d in logged]
 
 
+@pytest.mark.ros
 def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
     from ttt_perception.bag.replay import BagReplayer, ReplayOptions, parse_remap
 
@@ -302,6 +304,7 @@ def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
     assert sum(later < earlier for earlier, later in zip(clock_values, clock_values[1:])) == 1
 
 
+@pytest.mark.ros
 def test_replay_refuses_a_bag_without_images(tmp_path):
     from ttt_perception.bag.replay import BagReplayer
 
@@ -315,6 +318,7 @@ def test_replay_refuses_a_bag_without_images(tmp_path):
         BagReplayer(tmp_path / "strings").run()
 
 
+@pytest.mark.ros
 def test_replay_compressed_images_arrive_unchanged(tmp_path):
     from ttt_perception.ros.image_conversion import compressed_to_rgb
     from ttt_perception.bag.replay import BagReplayer, ReplayOptions, default_record_topics

@@ -54,6 +54,7 @@ def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):
         P.profile_path("foggy")
 
 
+@pytest.mark.ros
 def test_config_is_read_by_the_node_in_a_namespace(tmp_path):
     model = make_tiny_detector(tmp_path / "detector.pt")
     edited = CONFIG.read_text().replace('mode: "online"', 'mode: "reset"').replace(

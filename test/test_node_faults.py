@@ -12,6 +12,7 @@ from std_srvs.srv import Trigger
 from ros_helpers import FAST_PARAMETERS, Probe, frame, make_tiny_detector
 from ttt_perception.bag.node_process import NodeProcess
 
+pytestmark = pytest.mark.ros
 NS = "/faults"
 NODE = f"{NS}/ttt_perception"
 MISSING = "/nonexistent/ttt_perception/missing_model.pt"

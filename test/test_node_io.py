@@ -16,6 +16,7 @@ from ttt_perception.bag.node_process import NodeProcess
 from ttt_perception.ros.detection_message import detections_summary
 from ttt_perception.ros.image_conversion import rgb_to_compressed
 
+pytestmark = pytest.mark.ros
 NS = "/io"
 NODE = f"{NS}/ttt_perception"
 CAMERAS = ("front", "rear")

@@ -105,6 +105,7 @@ def test_descriptors_carry_ranges_read_only_and_when_changes_apply():
     assert "off, reset, online" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).additional_constraints
 
 
+@pytest.mark.ros
 def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
     context = rclpy.Context()
     rclpy.init(context=context)
