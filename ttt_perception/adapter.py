@@ -40,7 +40,7 @@ _SOURCE_LOSS_RATE = 0.1
 
 @dataclass(frozen=True)
 class AdaptationConfig:
-    """Adaptation settings. Defaults are real-time ones (see README, "Choosing the defaults").
+    """Adaptation settings. Defaults are real-time ones (see docs/adaptation.md).
 
     The paper's settings (Sun et al. 2020): SGD lr 0.001, no momentum, 32 copies, 10 steps in reset
     mode and 1 step online; ``PAPER_RESET`` and ``PAPER_ONLINE`` below.
@@ -63,7 +63,7 @@ class AdaptationConfig:
     health_patience: int = DEFAULT["health_patience"]  # consecutive unhealthy frames before an automatic reset
     # Adapt only while the source weights' rotation loss on the stream (mean over about the last 10
     # frames) is at least this; 0: always. A shift signal that adapting cannot bend: high under noise,
-    # near its clean level under fog and low contrast, where steps do harm (README, "Choosing the defaults").
+    # near its clean level under fog and low contrast, where steps do harm (docs/adaptation.md).
     min_ssl_loss: float = DEFAULT["min_ssl_loss"]
     seed: int = DEFAULT["seed"]
 

@@ -14,7 +14,7 @@ PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
 STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
 
-# The real-time defaults of ``AdaptationConfig``, field by field (README, "Choosing the defaults").
+# The real-time defaults of ``AdaptationConfig``, field by field (docs/adaptation.md).
 ADAPTATION_DEFAULTS = MappingProxyType({
     "mode": "online",
     "objective": "rotation",

@@ -1,4 +1,4 @@
-"""``ttt-perception bench ...``: one subcommand per question, plus ``report`` for the README."""
+"""``ttt-perception bench ...``: one subcommand per question, plus ``report`` for the generated docs."""
 
 from __future__ import annotations
 

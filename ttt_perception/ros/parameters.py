@@ -85,7 +85,7 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.parameters", DEFAULT["parameters"],
                   "Weights the steps change: auto (extractor for rotation, "
                   "norm for entropy), extractor, stem (first convolution and its norm: the noisy-camera "
-                  "profile, README) or norm (GroupNorm affines). A change returns every camera to the source "
+                  "profile, docs/adaptation.md) or norm (GroupNorm affines). A change returns every camera to the source "
                   "weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
     ParameterSpec("adaptation.max_steps", DEFAULT["max_steps"],
                   "Most SGD steps per frame.", LIVE, low=0, high=100,
