@@ -12,7 +12,7 @@ export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_images.xml
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(FASTRTPS_DEFAULT_PROFILES_FILE)
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test test-fast lint demo bench clean
 
 venv: $(STAMP)
 
@@ -26,10 +26,18 @@ $(STAMP): requirements.txt setup.py package.xml
 test: $(STAMP)
 	$(PY) -m pytest -q test
 
+# Unit and core tests: no ROS node, no DDS, nothing marked slow (markers in pytest.ini).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not ros and not slow" test
+
+# ruff, configured in ruff.toml (line length 99).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
 demo: $(STAMP)
 	$(VENV)/bin/ttt-perception demo
 
-# The CPU quick profiles, one after the other (each under 15 minutes on a 2-core machine), then the README.
+# The CPU quick profiles, one after the other (each under 15 minutes on a 2-core machine), then docs/results.md.
 bench: $(STAMP)
 	$(VENV)/bin/ttt-perception bench accuracy --quick
 	$(VENV)/bin/ttt-perception bench gradual --quick

@@ -1,4 +1,5 @@
-"""Helpers for the node tests: the node in its own process, a real rclpy probe node in the test process.
+"""Helpers for the node tests: a real rclpy probe node in the test process (the node runs in its own
+process, ``ttt_perception.bag.node_process.NodeProcess``).
 
 Nothing here is a mock: the probe publishes and subscribes over DDS (on loopback, in this run's own
 domain, set by conftest.py) and calls the node's real services. Waits have timeouts; no test asserts on
@@ -8,10 +9,6 @@ how long something took.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -27,13 +24,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from ttt_perception.bag.node_process import ros_argument
+from ttt_perception.bag.node_process import NodeProcess
 from ttt_perception.ros.detection_message import DetectionMessageBuilder, detections_summary
 from ttt_perception.ros.diagnostics import level_value
 from ttt_perception.ros.image_conversion import rgb_to_image
 from ttt_perception.ros.uncertainty_message import parse_uncertainty
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = float(os.environ.get("TTT_TEST_TIMEOUT", "60"))
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -57,44 +53,6 @@ def make_tiny_detector(path: Path) -> Path:
     from ttt_perception.model import build_model
 
     return save_checkpoint(build_model(RECIPES["detector"].model, seed=0), path, {"note": "untrained, tests"})
-
-
-class NodeProcess:
-    """``python -m ttt_perception.ros.node`` in its own process, in namespace ``namespace``."""
-
-    def __init__(self, namespace: str, parameters: Dict[str, Any], params_file: Optional[Path] = None):
-        self.namespace = namespace
-        self.name = f"{namespace}/ttt_perception"
-        self._log_file = tempfile.NamedTemporaryFile("w+", prefix="ttt_node_", suffix=".log", delete=False)
-        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}",
-                "--disable-external-lib-logs"]  # no log files: the log is stdout, captured here
-        if params_file is not None:
-            args += ["--params-file", str(params_file)]
-        for name, value in parameters.items():
-            args += ["-p", ros_argument(name, value)]
-        env = dict(os.environ)  # ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE from conftest.py
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-        env["PYTHONUNBUFFERED"] = "1"
-        env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
-        self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-
-    def log(self) -> str:
-        return Path(self._log_file.name).read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-        self._log_file.close()
-        if not os.environ.get("TTT_KEEP_NODE_LOGS"):  # set it to keep the node's log for a look afterwards
-            os.unlink(self._log_file.name)
 
 
 class Probe:

@@ -252,8 +252,9 @@ def small_flight(tmp_path_factory):
     return path
 
 
+@pytest.mark.ros
 def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight, tmp_path):
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions
 
     echo = EchoNode(["/camera/image", "/other/image"])
     sent = []
@@ -281,8 +282,9 @@ def test_replay_publishes_with_recorded_timing_and_records_answers(small_flight,
     assert [s.stamp_ns for s in sent] == [d["stamp"]["sec"] * 10**9 + d["stamp"]["nanosec"] for d in logged]
 
 
+@pytest.mark.ros
 def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions, parse_remap
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions, parse_remap
 
     echo = EchoNode(["/robot/cam/image"])
     try:
@@ -302,8 +304,9 @@ def test_replay_offset_loops_remap_and_clock(small_flight, tmp_path):
     assert sum(later < earlier for earlier, later in zip(clock_values, clock_values[1:])) == 1
 
 
+@pytest.mark.ros
 def test_replay_refuses_a_bag_without_images(tmp_path):
-    from ttt_perception.ros.replay import BagReplayer
+    from ttt_perception.bag.replay import BagReplayer
 
     typestore = jazzy_typestore()
     writer = open_writer(tmp_path / "strings")
@@ -315,9 +318,10 @@ def test_replay_refuses_a_bag_without_images(tmp_path):
         BagReplayer(tmp_path / "strings").run()
 
 
+@pytest.mark.ros
 def test_replay_compressed_images_arrive_unchanged(tmp_path):
     from ttt_perception.ros.image_conversion import compressed_to_rgb
-    from ttt_perception.ros.replay import BagReplayer, ReplayOptions, default_record_topics
+    from ttt_perception.bag.replay import BagReplayer, ReplayOptions, default_record_topics
 
     make_flight(tmp_path / "flight", schedule="clear:1", rate_hz=5, image_format="jpeg")
     assert default_record_topics(["/camera/image/compressed"]) == [

@@ -1,7 +1,9 @@
 """The pure pieces of the benchmarks: stream scheduling with an injected clock, the gradient inner
-product, scoring, statistics and the README regeneration. Real torch, tiny models, no timing asserts."""
+product, scoring, statistics and the generated docs. Real torch, tiny models, no timing asserts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +16,19 @@ from ttt_perception.bench.correlation import gradient_inner_product, pearson
 from ttt_perception.bench.evaluation import private_adapter, score_stream
 from ttt_perception.bench.gradual import gradual_stream, severity_slope
 from ttt_perception.bench.realtime import SkipIdleClock, percentiles, run_fixed_rate
-from ttt_perception.bench.report import END, START, render_results, replace_section
+from ttt_perception.bench.report import (
+    END,
+    PARAMETERS_END,
+    PARAMETERS_START,
+    START,
+    render_parameter_table,
+    render_results,
+    replace_section,
+)
 from ttt_perception.data import make_classification_frames, make_detection_frames
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.objectives import plain_rotations
+from ttt_perception.ros.parameters import SPECS
 from ttt_perception.training import prepare_inputs
 
 
@@ -193,7 +204,7 @@ def test_gradual_stream_and_slope():
     assert severity_slope([10, 20, 30, 40, 50, 40, 30, 20, 10], (1, 2, 3, 4, 5, 4, 3, 2, 1)) == pytest.approx(10.0)
 
 
-# ---- README regeneration ------------------------------------------------------------------------
+# ---- generated docs -----------------------------------------------------------------------------
 
 
 def test_replace_section_adds_markers_once_and_keeps_the_rest():
@@ -238,11 +249,27 @@ def test_report_command_rewrites_only_the_section(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     (results / "accuracy_quick_test.json").write_text(json.dumps(_accuracy_payload()))
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text(f"# Results\n\nWhat they say.\n\n{START}\nold\n{END}\n\n## Licence\nApache\n")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Project\n\n## Results\n\n{START}\nold\n{END}\n\n## Licence\nApache\n")
-    assert main(["bench", "report", "--readme", str(readme), "--results", str(results)]) == 0
-    text = readme.read_text()
+    readme.write_text(f"# Project\n\n{PARAMETERS_START}\nold\n{PARAMETERS_END}\n\n## Licence\n")
+    assert main(["bench", "report", "--out", str(page), "--readme", str(readme),
+                 "--results", str(results)]) == 0
+    text = page.read_text()
     assert "old" not in text and "CPU test machine" in text and text.endswith("## Licence\nApache\n")
+    assert text.startswith("# Results\n\nWhat they say.")
+    assert "](../results/accuracy_quick_test.png)" in text  # image links relative to the page
+    assert readme.read_text() == (f"# Project\n\n{PARAMETERS_START}\n{render_parameter_table()}"
+                                  f"{PARAMETERS_END}\n\n## Licence\n")
+
+
+def test_readme_parameter_table_is_generated_from_the_specs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert PARAMETERS_START in readme and PARAMETERS_END in readme
+    table = readme.split(PARAMETERS_START, 1)[1].split(PARAMETERS_END, 1)[0]
+    assert table.strip() == render_parameter_table().strip(), "rerun: ttt-perception bench report"
+    assert table.count("\n| `") == len(SPECS)
 
 
 def test_rotation_error_counts_the_four_rotations_of_each_frame():

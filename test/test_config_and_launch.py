@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_helpers import FAST_PARAMETERS, NodeProcess, Probe, make_tiny_detector
+from ros_helpers import FAST_PARAMETERS, Probe, make_tiny_detector
+from ttt_perception.bag.node_process import NodeProcess
 from ttt_perception.ros import parameters as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,13 +54,15 @@ def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):
         P.profile_path("foggy")
 
 
+@pytest.mark.ros
 def test_config_is_read_by_the_node_in_a_namespace(tmp_path):
     model = make_tiny_detector(tmp_path / "detector.pt")
     edited = CONFIG.read_text().replace('mode: "online"', 'mode: "reset"').replace(
         'path: ""', f'path: "{model}"').replace('cameras: [""]', 'cameras: ["left", "right"]')
     params_file = tmp_path / "edited.yaml"
     params_file.write_text(edited)
-    node = NodeProcess("/cfg", {"deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]}, params_file)
+    node = NodeProcess({"deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]}, namespace="/cfg",
+                       params_file=params_file).start()
     probe = Probe("cfg_probe")
     try:
         probe.wait_active("/cfg/ttt_perception", node)

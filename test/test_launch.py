@@ -23,6 +23,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 
 from ros_helpers import FAST_PARAMETERS, Probe, frame, make_tiny_detector  # noqa: E402
 
+pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "launch_test"
 NODE = f"/{NAMESPACE}/ttt_perception"

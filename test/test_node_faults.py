@@ -9,8 +9,10 @@ import torch
 from lifecycle_msgs.msg import Transition
 from std_srvs.srv import Trigger
 
-from ros_helpers import FAST_PARAMETERS, NodeProcess, Probe, frame, make_tiny_detector
+from ros_helpers import FAST_PARAMETERS, Probe, frame, make_tiny_detector
+from ttt_perception.bag.node_process import NodeProcess
 
+pytestmark = pytest.mark.ros
 NS = "/faults"
 NODE = f"{NS}/ttt_perception"
 MISSING = "/nonexistent/ttt_perception/missing_model.pt"
@@ -23,7 +25,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node():
-    process = NodeProcess(NS, {"model.path": MISSING, **FAST_PARAMETERS})
+    process = NodeProcess({"model.path": MISSING, **FAST_PARAMETERS}, namespace=NS).start()
     yield process
     process.stop()
 

@@ -11,10 +11,12 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from ros_helpers import BEST_EFFORT, FAST_PARAMETERS, RELIABLE, NodeProcess, Probe, frame, make_tiny_detector
+from ros_helpers import BEST_EFFORT, FAST_PARAMETERS, RELIABLE, Probe, frame, make_tiny_detector
+from ttt_perception.bag.node_process import NodeProcess
 from ttt_perception.ros.detection_message import detections_summary
 from ttt_perception.ros.image_conversion import rgb_to_compressed
 
+pytestmark = pytest.mark.ros
 NS = "/io"
 NODE = f"{NS}/ttt_perception"
 CAMERAS = ("front", "rear")
@@ -25,8 +27,8 @@ REPORT_KEYS = {"entropy", "max_prob", "margin", "ssl_loss_before", "ssl_loss_aft
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     model = make_tiny_detector(tmp_path_factory.mktemp("model") / "detector.pt")
-    process = NodeProcess(NS, {"model.path": str(model), "cameras": list(CAMERAS), "adaptation.mode": "reset",
-                               "publish_debug_image": True, **FAST_PARAMETERS})
+    process = NodeProcess({"model.path": str(model), "cameras": list(CAMERAS), "adaptation.mode": "reset",
+                           "publish_debug_image": True, **FAST_PARAMETERS}, namespace=NS).start()
     yield process
     process.stop()
 

@@ -27,12 +27,14 @@ def colcon_install(tmp_path_factory):
     return workspace / "install" / "ttt_perception"
 
 
+@pytest.mark.slow
 def test_colcon_build_puts_executables_where_ros2_run_looks(colcon_install):
     for name in ("ttt_perception_node", "ttt-perception"):
         script = colcon_install / "lib" / "ttt_perception" / name
         assert script.is_file() and os.access(script, os.X_OK), script
 
 
+@pytest.mark.slow
 def test_colcon_build_installs_launch_config_and_models(colcon_install):
     share = colcon_install / "share" / "ttt_perception"
     assert (share / "package.xml").is_file()

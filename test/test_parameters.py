@@ -17,13 +17,19 @@ def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
         assert name in values
 
 
-def test_choices_are_the_cores():
-    """The ROS layer repeats the core's choices (so it imports without torch); they must not drift apart."""
-    from ttt_perception.adapter import MODES
-    from ttt_perception.deadline import POLICIES
-    from ttt_perception.objectives import OBJECTIVES, PARAMETER_SETS
+def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
+    from ttt_perception import choices
+    from ttt_perception.adapter import AdaptationConfig
 
-    assert (P.MODES, P.OBJECTIVES, P.PARAMETER_SETS, P.POLICIES) == (MODES, OBJECTIVES, PARAMETER_SETS, POLICIES)
+    by_field = {spec.adapter_field: spec for spec in P.SPECS if spec.adapter_field}
+    assert by_field["mode"].choices == choices.MODES
+    assert by_field["objective"].choices == choices.OBJECTIVES
+    assert by_field["parameters"].choices == choices.PARAMETER_SETS
+    assert by_field["policy"].choices == choices.POLICIES
+    config = AdaptationConfig()
+    for field, spec in by_field.items():
+        expected = choices.NODE_BUDGET_MS if field == "budget_ms" else getattr(config, field)
+        assert spec.default == expected and type(spec.default) is type(expected), field
 
 
 @pytest.mark.parametrize(
@@ -99,6 +105,7 @@ def test_descriptors_carry_ranges_read_only_and_when_changes_apply():
     assert "off, reset, online" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).additional_constraints
 
 
+@pytest.mark.ros
 def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
     context = rclpy.Context()
     rclpy.init(context=context)

@@ -1,11 +1,14 @@
 """Joint training on real frames lowers both the main and the rotation loss."""
 
 import numpy as np
+import pytest
 import torch
 
 from ttt_perception.data import make_classification_frames, make_detection_frames
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.training import TrainConfig, train_joint
+
+pytestmark = pytest.mark.slow  # tens of epochs each: about a minute on a 2-core CPU
 
 
 def test_short_classifier_training_lowers_both_losses():

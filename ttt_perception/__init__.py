@@ -1,6 +1,7 @@
 """ttt_perception: test-time training for ROS 2 perception.
 
-The learning core (everything outside ``ttt_perception.ros``) never imports rclpy.
+The learning core (the modules directly in this package) never imports rclpy; ``ros`` is the node,
+``bag`` and ``bench`` are the tools on top (docs/architecture.md).
 """
 
 __version__ = "0.1.0"

@@ -20,16 +20,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deadline import POLICIES, DurationEstimator, FrameDeadline
+from .choices import ADAPTATION_DEFAULTS as DEFAULT
+from .choices import MODES, OBJECTIVES, PARAMETER_SETS, POLICIES
+from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
 from .model import YNet
-from .objectives import (OBJECTIVES, PARAMETER_SETS, adaptable_parameters, entropy_loss, plain_rotations,
+from .objectives import (adaptable_parameters, entropy_loss, plain_rotations,
                          rotation_batch, rotation_loss_per_sample, augmented_copies)
 from .preprocess import scale_to_image, to_model_input
 from .uncertainty import summarise
 
-MODES = ("off", "reset", "online")
 SHARED_STREAM = "__shared__"
 # Running source rotation loss: the plain mean of a stream's first 10 frames (no steps before), then an
 # exponential mean over about the last 10.
@@ -39,32 +40,32 @@ _SOURCE_LOSS_RATE = 0.1
 
 @dataclass(frozen=True)
 class AdaptationConfig:
-    """Adaptation settings. Defaults are real-time ones (see README, "Choosing the defaults").
+    """Adaptation settings. Defaults are real-time ones (see docs/adaptation.md).
 
     The paper's settings (Sun et al. 2020): SGD lr 0.001, no momentum, 32 copies, 10 steps in reset
     mode and 1 step online; ``PAPER_RESET`` and ``PAPER_ONLINE`` below.
     """
 
-    mode: str = "online"
-    objective: str = "rotation"
-    learning_rate: float = 1e-4
-    momentum: float = 0.0
-    max_steps: int = 1
-    batch_size: int = 8
-    parameters: str = "auto"
-    share_state: bool = False
-    budget_ms: float = 0.0  # 0: no deadline
-    policy: str = "truncate"
-    score_threshold: float = 0.3
-    max_detections: int = 20
-    measure_ssl_loss: bool = True
-    health_sigma: float = 4.0  # z-score of the ssl loss that counts as unhealthy
-    health_patience: int = 5  # consecutive unhealthy frames before an automatic reset
+    mode: str = DEFAULT["mode"]
+    objective: str = DEFAULT["objective"]
+    learning_rate: float = DEFAULT["learning_rate"]
+    momentum: float = DEFAULT["momentum"]
+    max_steps: int = DEFAULT["max_steps"]
+    batch_size: int = DEFAULT["batch_size"]
+    parameters: str = DEFAULT["parameters"]
+    share_state: bool = DEFAULT["share_state"]
+    budget_ms: float = DEFAULT["budget_ms"]  # 0: no deadline
+    policy: str = DEFAULT["policy"]
+    score_threshold: float = DEFAULT["score_threshold"]
+    max_detections: int = DEFAULT["max_detections"]
+    measure_ssl_loss: bool = DEFAULT["measure_ssl_loss"]
+    health_sigma: float = DEFAULT["health_sigma"]  # z-score of the ssl loss that counts as unhealthy
+    health_patience: int = DEFAULT["health_patience"]  # consecutive unhealthy frames before an automatic reset
     # Adapt only while the source weights' rotation loss on the stream (mean over about the last 10
     # frames) is at least this; 0: always. A shift signal that adapting cannot bend: high under noise,
-    # near its clean level under fog and low contrast, where steps do harm (README, "Choosing the defaults").
-    min_ssl_loss: float = 0.0
-    seed: int = 0
+    # near its clean level under fog and low contrast, where steps do harm (docs/adaptation.md).
+    min_ssl_loss: float = DEFAULT["min_ssl_loss"]
+    seed: int = DEFAULT["seed"]
 
     def validated(self) -> "AdaptationConfig":
         """Self, or ValueError naming the first invalid value and why."""

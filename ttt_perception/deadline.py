@@ -12,9 +12,6 @@ from collections.abc import Hashable
 
 import numpy as np
 
-POLICIES = ("truncate", "skip")
-STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
-
 
 class DurationEstimator:
     """Recent durations (seconds) per kind of work, and a conservative estimate of the next one."""

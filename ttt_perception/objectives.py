@@ -6,10 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .choices import PARAMETER_SETS
 from .model import ROTATION_CLASSES, YNet
-
-OBJECTIVES = ("rotation", "entropy")
-PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 
 
 def rotate_quarters(images: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Rosbag tools: synthetic flights (``flight``), scoring of recorded outputs (``score``), the demo.
+"""Rosbag tools: synthetic flights (``flight``), replay into a running graph (``replay``), scoring of
+recorded outputs (``score``), the node in a process of its own (``node_process``), the demo.
 
-Everything here reads and writes real rosbag2 files (MCAP or sqlite3) with the ``rosbags`` library and
-needs no rclpy. Replaying a bag into a running ROS graph is in ``ttt_perception.ros.replay``.
+Bags are real rosbag2 files (MCAP or sqlite3), read and written with the ``rosbags`` library; only
+``replay`` (and the demo that uses it) needs rclpy.
 """

@@ -22,7 +22,7 @@ def _add_make(tools) -> None:
 
     parser = tools.add_parser("make", help="write a synthetic flight bag with ground truth",
                               description="Write a synthetic flight: camera frames along an environment schedule "
-                                          "and the ground truth of every frame (see README, 'Rosbag simulation').")
+                                          "and the ground truth of every frame (see docs/simulation.md).")
     parser.add_argument("out", help="new bag directory")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE,
                         help="CONDITION[@SEVERITY]:SECONDS,... e.g. 'clear:10,fog@1-5:20,gaussian_noise@3:10,gaussian_noise@5:10,clear:10' "
@@ -85,7 +85,7 @@ def _add_replay(tools) -> None:
 
 def _run_replay(args) -> int:
     from ..ros.dds_profile import use_large_image_profile
-    from ..ros.replay import BagReplayer, ReplayOptions, parse_remap
+    from .replay import BagReplayer, ReplayOptions, parse_remap
 
     use_large_image_profile()  # before rclpy starts: camera-sized frames through shared memory
     options = ReplayOptions(topics=args.topics, remap=parse_remap(args.remap), rate=args.rate,

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..choices import MODES, NODE_BUDGET_MS
 from .schedule import DEFAULT_SCHEDULE
 
 _LOG = logging.getLogger(__name__)
 
-MODES = ("off", "reset", "online")
 # The node's real-time defaults, except that every mode gets the same deadline and detections are kept
 # from score 0.1 so that mAP sees the whole precision-recall curve.
 DEMO_PARAMETERS = {
@@ -42,7 +42,7 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument("--profiles", nargs="*", default=["noisy_camera"],
                         help="one more online run per packaged profile (ttt_perception/profiles/NAME.yaml); "
                              "none: --profiles with no name")
-    parser.add_argument("--budget-ms", type=float, default=100.0,
+    parser.add_argument("--budget-ms", type=float, default=NODE_BUDGET_MS,
                         help="deadline per frame (node parameter deadline.budget_ms; 0: none)")
     parser.add_argument("--model", default="", help="checkpoint (default: the packaged default detector)")
     parser.add_argument("--device", default="auto", help="model.device of the node")
@@ -65,7 +65,7 @@ def _private_ros_domain() -> None:
 def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
              torch_threads: Optional[int] = 1):
     """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
-    from ..ros.replay import BagReplayer, ReplayOptions
+    from .replay import BagReplayer, ReplayOptions
     from .node_process import NodeProcess
 
     node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path), torch_threads=torch_threads)

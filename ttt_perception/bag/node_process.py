@@ -1,8 +1,11 @@
-"""The perception node in a process of its own (``python -m ttt_perception.ros.node``), for demo and tests.
+"""The perception node in a process of its own (``python -m ttt_perception.ros.node``).
 
-The child inherits the environment (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION),
-so it lives in the same ROS graph as its parent. Parameters are passed as ``--ros-args -p``;
-``torch_threads`` sets the child's OMP_NUM_THREADS.
+The one way the demo, the benchmarks and the tests start a node. The child inherits the environment
+(ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION), so it lives in the same ROS graph
+as its parent. Parameters are passed as ``--ros-args -p`` (after ``--params-file``, so they win);
+``torch_threads`` sets the child's OMP_NUM_THREADS. The node logs to stdout only (no ROS log files),
+which goes to ``log_path``; without one, to a temporary file removed at ``stop()`` unless
+TTT_KEEP_NODE_LOGS is set.
 """
 
 from __future__ import annotations
@@ -34,16 +37,24 @@ def ros_argument(name: str, value: Any) -> str:
 
 
 class NodeProcess:
-    """Start with ``start()`` (or as a context manager); ``stop()`` sends SIGINT, then kills after a grace time."""
+    """Start with ``start()`` (or as a context manager); ``stop()`` sends SIGINT, then kills after a grace time.
+
+    ``large_image_profile``: give the child the Fast DDS profile for camera-sized frames where the
+    environment names none (``ros/dds_profile.py``); the parent should then use it too.
+    """
 
     def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
                  node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
-                 torch_threads: Optional[int] = None):
+                 torch_threads: Optional[int] = None, params_file: Optional[str] = None,
+                 large_image_profile: bool = True):
         self.parameters = dict(parameters or {})
         if use_sim_time:
             self.parameters["use_sim_time"] = True
         self.namespace = namespace
         self.node_name = node_name
+        self.params_file = params_file
+        self.large_image_profile = large_image_profile
+        self._temporary_log = not log_path
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="ttt_node_", suffix=".log")[1])
         self.torch_threads = torch_threads  # OMP_NUM_THREADS of the child; None: inherited / torch's default
         self.process: Optional[subprocess.Popen] = None
@@ -54,9 +65,12 @@ class NodeProcess:
         return f"{prefix}/{self.node_name}"
 
     def command(self) -> list:
-        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__node:={self.node_name}"]
+        args = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__node:={self.node_name}",
+                "--disable-external-lib-logs"]  # no log files: the log is stdout, in log_path
         if self.namespace.strip("/"):
             args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        if self.params_file:
+            args += ["--params-file", str(self.params_file)]
         for name, value in self.parameters.items():
             args += ["-p", ros_argument(name, value)]
         return args
@@ -64,7 +78,9 @@ class NodeProcess:
     def start(self) -> "NodeProcess":
         from ..ros.dds_profile import use_large_image_profile
 
-        env = use_large_image_profile(dict(os.environ))
+        env = dict(os.environ)
+        if self.large_image_profile:
+            use_large_image_profile(env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
@@ -97,6 +113,8 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
+        if self._temporary_log and not os.environ.get("TTT_KEEP_NODE_LOGS"):
+            self.log_path.unlink(missing_ok=True)
         return self.process.returncode
 
     def __enter__(self) -> "NodeProcess":

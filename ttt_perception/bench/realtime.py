@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..choices import OBJECTIVES
 from ..corruptions import CORRUPTIONS
 from .common import (add_common_arguments, format_table, load_model, peak_memory_mb, print_targets, reset_peak_memory,
                      results_dir, run_record, set_up, target, write_json)
@@ -180,7 +181,7 @@ def measure_plain_inference(model, frames: np.ndarray, device, amp: bool, repeat
 def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, repeats: int = 6) -> list[dict]:
     """One adaptation step (rotation and entropy) per batch size, as a multiple of one forward pass."""
     rows = []
-    for objective in ("rotation", "entropy"):
+    for objective in OBJECTIVES:
         for batch in STEP_COST_BATCHES:
             cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,
                                    measure_ssl_loss=False)

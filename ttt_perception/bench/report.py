@@ -1,20 +1,27 @@
-"""``bench report``: regenerate the README's "Results" section from the JSON files under results/.
+"""``bench report``: regenerate the generated parts of the documentation.
 
-Everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` is replaced; the markers
-are appended (under a "Results" heading) when the README has none. Every number comes from a JSON
-file written by a bench command, shown with that command and the machine that produced it.
+* docs/results.md: everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` is
+  rendered from the JSON files under results/ (the markers are appended under a "Results" heading
+  when the file has none). Every number comes from a JSON file written by a bench command, shown
+  with that command and the machine that produced it.
+* README.md: the node's parameter table between ``<!-- parameters:start -->`` and
+  ``<!-- parameters:end -->``, rendered from the parameter specs (``ros/parameters.py``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
+from ..ros.parameters import SPECS
 from .common import results_dir
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
+PARAMETERS_START = "<!-- parameters:start -->"
+PARAMETERS_END = "<!-- parameters:end -->"
 KINDS = ("accuracy", "gradual", "realtime", "correlation")
 
 
@@ -162,15 +169,43 @@ def render_results(payloads: dict[str, dict]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def replace_section(readme: str, section: str) -> str:
-    """``readme`` with the text between the markers replaced by ``section``; markers appended if absent."""
-    if START in readme and END in readme and readme.index(START) < readme.index(END):
-        head, rest = readme.split(START, 1)
-        _, tail = rest.split(END, 1)
-        return f"{head}{START}\n{section}{END}{tail}"
+def replace_section(readme: str, section: str, start: str = START, end: str = END,
+                    heading: str = "## Results") -> str:
+    """``readme`` with the text between the markers replaced by ``section``; markers appended
+    (under ``heading``) if absent."""
+    if start in readme and end in readme and readme.index(start) < readme.index(end):
+        head, rest = readme.split(start, 1)
+        _, tail = rest.split(end, 1)
+        return f"{head}{start}\n{section}{end}{tail}"
     base = readme.rstrip("\n")
     prefix = f"{base}\n\n" if base else ""
-    return f"{prefix}## Results\n\n{START}\n{section}{END}\n"
+    return f"{prefix}{heading}\n\n{start}\n{section}{end}\n"
+
+
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def render_parameter_table(specs=SPECS) -> str:
+    """Markdown table of the node's parameters: name, default, when a change applies, values."""
+    rows = ["| parameter | default | changes | values | meaning |", "| --- | --- | --- | --- | --- |"]
+    for spec in specs:
+        if spec.choices:
+            values = ", ".join(spec.choices)
+        elif spec.low is not None and spec.high is not None:
+            values = f"{spec.low:g} .. {spec.high:g}"
+        else:
+            values = ""
+        meaning = spec.description.replace("|", "\\|").replace("<", "\\<")
+        rows.append(f"| `{spec.name}` | `{_default_text(spec.default)}` | {spec.kind} | {values} "
+                    f"| {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def load_payloads(directory: Path) -> dict[str, dict]:
@@ -186,18 +221,32 @@ def load_payloads(directory: Path) -> dict[str, dict]:
 
 
 def add_parser(kinds) -> None:
-    parser = kinds.add_parser("report", help="regenerate the README's Results section from results/*.json",
-                              description=__doc__)
-    parser.add_argument("--readme", default="README.md", help="the README to update (created when missing)")
+    parser = kinds.add_parser("report", description=__doc__,
+                              help="docs/results.md from results/*.json; the README's parameter table")
+    parser.add_argument("--out", default="docs/results.md",
+                        help="the results page to update (created when missing)")
+    parser.add_argument("--readme", default="README.md",
+                        help="the README whose parameter table is regenerated ('' : none)")
     parser.add_argument("--results", help="folder of the JSON files (default: results/)")
     parser.set_defaults(run=main)
 
 
+def _update(path: Path, section: str, **markers) -> None:
+    text = path.read_text() if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_section(text, section, **markers))
+
+
 def main(args) -> int:
     directory = Path(args.results) if args.results else results_dir()
-    section = render_results(load_payloads(directory))
-    readme = Path(args.readme)
-    text = readme.read_text() if readme.is_file() else ""
-    readme.write_text(replace_section(text, section))
-    print(f"updated {readme} from {len(load_payloads(directory))} result files in {directory}")
+    out = Path(args.out)
+    payloads = load_payloads(directory)
+    # image links relative to the page
+    images = Path(os.path.relpath(directory.resolve(), out.resolve().parent)).as_posix()
+    _update(out, render_results(payloads).replace("](results/", f"]({images}/"))
+    print(f"updated {out} from {len(payloads)} result files in {directory}")
+    if args.readme:
+        _update(Path(args.readme), render_parameter_table(), start=PARAMETERS_START,
+                end=PARAMETERS_END, heading="## Parameters")
+        print(f"updated the parameter table in {args.readme}")
     return 0

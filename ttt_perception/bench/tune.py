@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from ..adapter import AdaptationConfig
+from ..choices import ADAPTATION_DEFAULTS, PARAMETER_SETS
 from ..default_models import load_default_model
 from ..devices import resolve_device
-from ..objectives import PARAMETER_SETS
 from .common import format_table, machine_description, write_json
 from .evaluation import Method, corrupted_sets, evaluate, make_frames, quality_name, truth_of
 
@@ -24,8 +24,9 @@ def add_parser(kinds) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 5e-3])
     parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
     parser.add_argument("--corruptions", nargs="+", default=list(DEFAULT_CORRUPTIONS))
-    parser.add_argument("--parameters", choices=PARAMETER_SETS, default="auto", help="weights the steps change")
-    parser.add_argument("--min-ssl-loss", type=float, default=0.0,
+    parser.add_argument("--parameters", choices=PARAMETER_SETS, default=ADAPTATION_DEFAULTS["parameters"],
+                        help="weights the steps change")
+    parser.add_argument("--min-ssl-loss", type=float, default=ADAPTATION_DEFAULTS["min_ssl_loss"],
                         help="adapt only while the running source rotation loss is at least this (0: always)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=1)

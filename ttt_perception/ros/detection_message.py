@@ -8,7 +8,7 @@ layouts differ between vision_msgs releases and both are handled:
 * vision_msgs 3.x (Foxy, Galactic): ``bbox.center.x``, ``results[i].id``.
 
 Fallback where vision_msgs is missing: ``std_msgs/String`` whose ``data`` is a JSON document with
-schema ``ttt_perception/Detection2DArray``, version 1 (documented in README.md, "Detections message"):
+schema ``ttt_perception/Detection2DArray``, version 1 (documented in docs/node.md, "Detections message"):
 
     {"schema": "ttt_perception/Detection2DArray", "version": 1,
      "header": {"stamp": {"sec": 12, "nanosec": 345}, "frame_id": "camera_optical"},

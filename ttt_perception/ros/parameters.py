@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-MODES = ("off", "reset", "online")
-OBJECTIVES = ("rotation", "entropy")
-PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
-POLICIES = ("truncate", "skip")
+from ..choices import ADAPTATION_DEFAULTS as DEFAULT
+from ..choices import MODES, NODE_BUDGET_MS, OBJECTIVES, PARAMETER_SETS, POLICIES
+
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -75,39 +74,51 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("input.qos", "sensor_data", "QoS of the image subscriptions: sensor_data (best effort, "
                   "matches every publisher) or reliable (matches reliable publishers only).", RECONFIGURE,
                   choices=QOS_CHOICES),
-    ParameterSpec("adaptation.mode", "online", "off: plain inference; reset: adapt on each frame, then "
+    ParameterSpec("adaptation.mode", DEFAULT["mode"],
+                  "off: plain inference; reset: adapt on each frame, then "
                   "restore the source weights; online: keep adapting from frame to frame.", LIVE,
                   choices=MODES, adapter_field="mode"),
-    ParameterSpec("adaptation.objective", "rotation", "Self-supervised objective: rotation (TTT, extractor "
+    ParameterSpec("adaptation.objective", DEFAULT["objective"],
+                  "Self-supervised objective: rotation (TTT, extractor "
                   "weights) or entropy (Tent, normalisation affine parameters).", LIVE, choices=OBJECTIVES,
                   adapter_field="objective"),
-    ParameterSpec("adaptation.parameters", "auto", "Weights the steps change: auto (extractor for rotation, "
+    ParameterSpec("adaptation.parameters", DEFAULT["parameters"],
+                  "Weights the steps change: auto (extractor for rotation, "
                   "norm for entropy), extractor, stem (first convolution and its norm: the noisy-camera "
-                  "profile, README) or norm (GroupNorm affines). A change returns every camera to the source "
+                  "profile, docs/adaptation.md) or norm (GroupNorm affines). A change returns every camera to the source "
                   "weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
-    ParameterSpec("adaptation.max_steps", 1, "Most SGD steps per frame.", LIVE, low=0, high=100,
+    ParameterSpec("adaptation.max_steps", DEFAULT["max_steps"],
+                  "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
-    ParameterSpec("adaptation.learning_rate", 0.0001, "SGD learning rate of the test-time steps (> 0).", LIVE,
+    ParameterSpec("adaptation.learning_rate", DEFAULT["learning_rate"],
+                  "SGD learning rate of the test-time steps (> 0).", LIVE,
                   low=0.0, high=1.0, adapter_field="learning_rate"),
-    ParameterSpec("adaptation.batch_size", 8, "Augmented copies of the frame per step.", LIVE, low=1, high=256,
+    ParameterSpec("adaptation.batch_size", DEFAULT["batch_size"],
+                  "Augmented copies of the frame per step.", LIVE, low=1, high=256,
                   adapter_field="batch_size"),
-    ParameterSpec("adaptation.min_ssl_loss", 0.0, "Adapt only while the source weights' rotation loss, "
+    ParameterSpec("adaptation.min_ssl_loss", DEFAULT["min_ssl_loss"],
+                  "Adapt only while the source weights' rotation loss, "
                   "averaged over the camera's last ~10 frames, is at least this (a shift signal: high under "
                   "noise, near its clean level under fog); 0: always adapt. The noisy-camera profile uses 1.0.",
                   LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss"),
-    ParameterSpec("adaptation.share_state", False, "Online mode: all cameras share one adapted state "
+    ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
+                  "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
-    ParameterSpec("deadline.budget_ms", 100.0, "Time budget per frame in milliseconds, adaptation and "
+    ParameterSpec("deadline.budget_ms", NODE_BUDGET_MS,
+                  "Time budget per frame in milliseconds, adaptation and "
                   "prediction together; 0: no deadline.", LIVE, low=0.0, high=60000.0,
                   adapter_field="budget_ms"),
-    ParameterSpec("deadline.policy", "truncate", "truncate: take the steps that fit the budget; skip: all "
+    ParameterSpec("deadline.policy", DEFAULT["policy"],
+                  "truncate: take the steps that fit the budget; skip: all "
                   "planned steps or none.", LIVE, choices=POLICIES, adapter_field="policy"),
     ParameterSpec("deadline.clock", "arrival", "Where a frame's budget starts: arrival (when the node "
                   "received it) or stamp (its header stamp, on the node's clock).", LIVE,
                   choices=DEADLINE_CLOCKS),
-    ParameterSpec("detection.score_threshold", 0.3, "Lowest score of a published detection.", LIVE,
+    ParameterSpec("detection.score_threshold", DEFAULT["score_threshold"],
+                  "Lowest score of a published detection.", LIVE,
                   low=0.0, high=1.0, adapter_field="score_threshold"),
-    ParameterSpec("detection.max_detections", 20, "Most detections per frame.", LIVE, low=1, high=1000,
+    ParameterSpec("detection.max_detections", DEFAULT["max_detections"],
+                  "Most detections per frame.", LIVE, low=1, high=1000,
                   adapter_field="max_detections"),
     ParameterSpec("publish_debug_image", False, "Publish <camera>/debug_image with boxes and labels drawn "
                   "(only while someone subscribes).", RECONFIGURE),

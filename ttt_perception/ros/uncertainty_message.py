@@ -3,7 +3,7 @@
 Stamped with the image header (stamp and frame_id unchanged). The array holds one
 ``DiagnosticStatus``: ``name`` "<node>: <camera>", ``hardware_id`` the image frame_id, ``message`` a
 one-line summary, ``level`` OK, or WARN when the deadline was missed or the state was reset
-automatically on this frame. ``values`` are ``KeyValue`` pairs, listed in README.md ("Uncertainty
+automatically on this frame. ``values`` are ``KeyValue`` pairs, listed in docs/node.md ("Uncertainty
 message"): ``schema`` (ttt_perception/uncertainty), ``version`` (1), ``camera`` and every key of the
 adapter's ``FrameReport`` (entropy, max_prob, margin, ssl_loss_before, ssl_loss_after, steps_taken,
 steps_planned, adapt_ms, deadline_met, stop_reason, mode, ...). Numbers are written with ``repr``

@@ -2,24 +2,27 @@
 
 ``ttt-perception bag replay`` in code: ``BagReplayer(bag, ReplayOptions(...)).run()``.
 
-* Publishes the bag's messages with their recorded timing (bag log time), scaled by ``rate``, from
-  ``start_offset_s`` into the bag, ``loops`` times (0: until interrupted). By default the played topics
-  are every ``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` topic of the bag, so bags from
-  any robot work; ``topics`` names others (any type whose Python message package imports).
-* Messages are published as they are stored (serialised CDR, no decoding), so headers, encodings and
-  payloads reach the subscribers unchanged. ``remap`` renames topics (``{"/cam/image": "/x/image"}``).
+* Publishes the bag's messages with their recorded timing (bag log time), scaled by ``rate``,
+  from ``start_offset_s`` into the bag, ``loops`` times (0: until interrupted). By default the
+  played topics are every ``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` topic of the
+  bag, so bags from any robot work; ``topics`` names others (any type whose Python message package
+  imports).
+* Messages are published as they are stored (serialised CDR, no decoding), so headers, encodings
+  and payloads reach the subscribers unchanged. ``remap`` renames topics
+  (``{"/cam/image": "/x/image"}``).
 * ``clock``: publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time being played (at
-  ``clock_hz`` and right before every message), as ``ros2 bag play --clock`` does, for nodes run with
-  ``use_sim_time``. With ``loops`` > 1 the clock jumps back at each new pass, as with ``ros2 bag play``.
-* ``out``: records the ``record`` topics (default: ``<camera>/detections``, ``<camera>/uncertainty``
-  of every played ``<camera>/image[/compressed]`` topic, and ``/diagnostics``) into a new bag, with the
-  wall-clock receive time as bag time, like ``ros2 bag record``. Subscription QoS follows what the
-  publishers offer (best effort if any publisher is best effort, else reliable). The output bag also
-  holds ``/replay/sent``: one ``std_msgs/String`` JSON per published frame (schema
-  ``ttt_perception/ReplaySent`` v1: topic, source_topic, stamp, frame_id, bag_time_ns, sent_wall_ns,
-  loop), which ``bag score`` uses as the list of frames that were offered to the node.
+  ``clock_hz`` and right before every message), as ``ros2 bag play --clock`` does, for nodes run
+  with ``use_sim_time``. With ``loops`` > 1 the clock jumps back at each new pass, as with
+  ``ros2 bag play``.
+* ``out``: records the ``record`` topics (default: ``<camera>/detections``,
+  ``<camera>/uncertainty`` of every played ``<camera>/image[/compressed]`` topic, and
+  ``/diagnostics``) into a new bag, with the wall-clock receive time as bag time, like
+  ``ros2 bag record``. Subscription QoS follows what the publishers offer (best effort if any
+  publisher is best effort, else reliable). The output bag also holds ``/replay/sent``: one
+  ``std_msgs/String`` JSON per published frame (schema ``ttt_perception/ReplaySent`` v1: topic,
+  source_topic, stamp, frame_id, bag_time_ns, sent_wall_ns, loop), which ``bag score`` uses as the
+  list of frames that were offered to the node.
 """
-
 from __future__ import annotations
 
 import importlib
@@ -27,11 +30,18 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from ..bag.rosbag_io import IMAGE_TYPES, ensure_type, jazzy_typestore, ns_to_stamp, open_writer, read_header
+from .rosbag_io import (
+    IMAGE_TYPES,
+    ensure_type,
+    jazzy_typestore,
+    ns_to_stamp,
+    open_writer,
+    read_header,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -51,8 +61,8 @@ class SentFrame:
     bag_time_ns: int
     sent_wall_ns: int
     loop: int
-    stamp_ns: Optional[int] = None  # header stamp, for message types that start with a header
-    frame_id: Optional[str] = None
+    stamp_ns: int | None = None  # header stamp, for message types that start with a header
+    frame_id: str | None = None
 
     def to_json(self) -> str:
         document = {"schema": SENT_SCHEMA, "version": SENT_VERSION, "topic": self.topic,
@@ -67,32 +77,35 @@ class SentFrame:
 
 @dataclass
 class ReplayOptions:
-    topics: Optional[Sequence[str]] = None  # bag topics to publish; None: every image topic
+    topics: Sequence[str] | None = None  # bag topics to publish; None: every image topic
     remap: Mapping[str, str] = field(default_factory=dict)
     rate: float = 1.0
     start_offset_s: float = 0.0
     loops: int = 1  # 0: until interrupted
     clock: bool = False
     clock_hz: float = 40.0
-    out: Optional[str] = None
-    record: Optional[Sequence[str]] = None  # None: the default outputs of the played image topics
+    out: str | None = None
+    record: Sequence[str] | None = None  # None: the default outputs of the played image topics
     storage: str = "mcap"
     qos: str = "reliable"  # of the publishers: reliable or sensor_data (best effort)
-    wait_s: float = 0.0  # wait this long at most for subscribers of played topics / publishers of recorded ones
+    # wait this long at most for subscribers of played topics / publishers of recorded ones
+    wait_s: float = 0.0
     idle_s: float = 1.0  # after the last message: stop when nothing was recorded for this long ...
     drain_s: float = 10.0  # ... or after this long at most
     min_drain_s: float = 1.2  # ... but not before this (one more 1 Hz /diagnostics message)
     node_name: str = "ttt_bag_replay"
-    on_sent: Optional[Callable[[SentFrame], None]] = None
+    on_sent: Callable[[SentFrame], None] | None = None
 
-    def validated(self) -> "ReplayOptions":
+    def validated(self) -> ReplayOptions:
         checks = [
             (self.rate > 0, f"rate must be > 0, got {self.rate}"),
             (self.start_offset_s >= 0, f"start offset must be >= 0 s, got {self.start_offset_s}"),
             (self.loops >= 0, f"loops must be >= 0 (0: forever), got {self.loops}"),
             (self.clock_hz > 0, f"clock rate must be > 0 Hz, got {self.clock_hz}"),
-            (self.qos in ("reliable", "sensor_data"), f"qos must be reliable or sensor_data, got {self.qos!r}"),
-            (self.wait_s >= 0 and self.idle_s >= 0 and self.drain_s >= 0, "wait, idle and drain must be >= 0 s"),
+            (self.qos in ("reliable", "sensor_data"),
+             f"qos must be reliable or sensor_data, got {self.qos!r}"),
+            (self.wait_s >= 0 and self.idle_s >= 0 and self.drain_s >= 0,
+             "wait, idle and drain must be >= 0 s"),
             (not self.record or bool(self.out), "recording topics needs an output bag (out)"),
         ]
         for ok, reason in checks:
@@ -103,14 +116,14 @@ class ReplayOptions:
 
 @dataclass
 class ReplaySummary:
-    sent: Dict[str, int] = field(default_factory=dict)  # published topic -> messages
-    recorded: Dict[str, int] = field(default_factory=dict)  # recorded topic -> messages
-    out: Optional[str] = None
+    sent: dict[str, int] = field(default_factory=dict)  # published topic -> messages
+    recorded: dict[str, int] = field(default_factory=dict)  # recorded topic -> messages
+    out: str | None = None
     wall_s: float = 0.0
-    unmatched: List[str] = field(default_factory=list)  # what waiting did not find
+    unmatched: list[str] = field(default_factory=list)  # what waiting did not find
 
 
-def parse_remap(items: Sequence[str]) -> Dict[str, str]:
+def parse_remap(items: Sequence[str]) -> dict[str, str]:
     """``["FROM:=TO", ...]`` (or ``FROM=TO``) -> mapping; ValueError on malformed items."""
     mapping = {}
     for item in items or ():
@@ -123,8 +136,9 @@ def parse_remap(items: Sequence[str]) -> Dict[str, str]:
     return mapping
 
 
-def default_record_topics(image_topics: Sequence[str]) -> List[str]:
-    """``<camera>/detections`` and ``<camera>/uncertainty`` for each ``<camera>/image[/compressed]``, plus /diagnostics."""
+def default_record_topics(image_topics: Sequence[str]) -> list[str]:
+    """``<camera>/detections`` and ``<camera>/uncertainty`` for each
+    ``<camera>/image[/compressed]``, plus /diagnostics."""
     topics = []
     for topic in image_topics:
         base = topic
@@ -150,25 +164,27 @@ def message_class(msgtype: str):
         module = importlib.import_module(f"{package}.{kind}")
         return getattr(module, name)
     except (ImportError, AttributeError) as exc:
-        raise ImportError(f"message type {msgtype} is not available in this ROS installation ({exc})") from None
+        raise ImportError(f"message type {msgtype} is not available in this ROS installation "
+                          f"({exc})") from None
 
 
 class BagReplayer:
-    def __init__(self, bag, options: Optional[ReplayOptions] = None):
+    def __init__(self, bag, options: ReplayOptions | None = None):
         self.bag = Path(bag)
         self.options = (options or ReplayOptions()).validated()
         self._lock = threading.Lock()
         self._writer = None
-        self._connections: Dict[str, object] = {}
+        self._connections: dict[str, object] = {}
         self._typestore = jazzy_typestore()
-        self._subscriptions: Dict[str, object] = {}
+        self._subscriptions: dict[str, object] = {}
         self._subscribe_lock = threading.Lock()
         self._last_record_wall = 0.0
         self._stop = threading.Event()
         self.summary = ReplaySummary()
 
     def stop(self) -> None:
-        """Ask a running ``run`` to finish early (from another thread); outputs are still written."""
+        """Ask a running ``run`` to finish early (from another thread); outputs are still
+        written."""
         self._stop.set()
 
     # ---- set-up --------------------------------------------------------------------------------
@@ -185,7 +201,8 @@ class BagReplayer:
         chosen = [c for c in reader.connections if c.topic in wanted]
         missing = sorted(set(wanted) - {c.topic for c in chosen})
         if missing:
-            raise ValueError(f"topics not in {self.bag}: {missing}; it has {sorted({c.topic for c in reader.connections})}")
+            present = sorted({c.topic for c in reader.connections})
+            raise ValueError(f"topics not in {self.bag}: {missing}; it has {present}")
         return chosen
 
     def run(self) -> ReplaySummary:
@@ -217,7 +234,8 @@ class BagReplayer:
                     self._publish_clock(start_ns)
                     clock_timer = node.create_timer(1.0 / opts.clock_hz, self._clock_tick)
                 self._wait(node, publishers, record)
-                record_timer = node.create_timer(0.25, lambda: self._subscribe_all(node, record)) if record else None
+                record_timer = (node.create_timer(0.25, lambda: self._subscribe_all(node, record))
+                                if record else None)
                 try:
                     self._play(reader, played, publishers, topic_of, start_ns)
                 except KeyboardInterrupt:  # Ctrl-C ends the replay; what was recorded is kept
@@ -250,7 +268,8 @@ class BagReplayer:
             target = self.options.remap.get(connection.topic, connection.topic)
             topic_of[connection.id] = target
             if target not in publishers:
-                publishers[target] = node.create_publisher(message_class(connection.msgtype), target, qos)
+                publishers[target] = node.create_publisher(
+                    message_class(connection.msgtype), target, qos)
         return publishers, topic_of
 
     def _make_clock(self, node):
@@ -283,21 +302,25 @@ class BagReplayer:
         opts = self.options
         self._writer = open_writer(opts.out, opts.storage)
         self._writer.set_custom_data(REPLAY_CUSTOM_DATA_KEY, json.dumps({
-            "input_bag": str(self.bag.resolve()), "played": [c.topic for c in played], "remap": dict(opts.remap),
-            "rate": opts.rate, "start_offset_s": opts.start_offset_s, "loops": opts.loops, "clock": opts.clock}))
+            "input_bag": str(self.bag.resolve()), "played": [c.topic for c in played],
+            "remap": dict(opts.remap), "rate": opts.rate, "start_offset_s": opts.start_offset_s,
+            "loops": opts.loops, "clock": opts.clock}))
         self._sent_connection = self._writer.add_connection(SENT_TOPIC, "std_msgs/msg/String",
                                                             typestore=self._typestore)
 
     def _wait(self, node, publishers, record) -> None:
-        """Wait (at most ``wait_s``) until every played topic has a subscriber and every recorded one a publisher."""
+        """Wait (at most ``wait_s``) until every played topic has a subscriber and every recorded
+        one a publisher."""
         opts = self.options
         deadline = time.monotonic() + opts.wait_s
         while True:
             if record:
                 self._subscribe_all(node, record)
-            missing = [f"subscriber of {t}" for t, p in publishers.items() if p.get_subscription_count() == 0]
+            missing = [f"subscriber of {t}" for t, p in publishers.items()
+                       if p.get_subscription_count() == 0]
             missing += [f"publisher of {t}" for t in record
-                        if t not in self._subscriptions or self._subscriptions[t].get_publisher_count() == 0]
+                        if t not in self._subscriptions
+                        or self._subscriptions[t].get_publisher_count() == 0]
             if not missing or time.monotonic() >= deadline or self._stop.is_set():
                 break
             time.sleep(0.05)
@@ -309,7 +332,8 @@ class BagReplayer:
         self.summary.unmatched = missing if opts.wait_s > 0 else []
 
     def _subscribe_all(self, node, record) -> None:
-        """Subscribe to every recorded topic that has appeared in the graph (raw CDR, QoS as offered)."""
+        """Subscribe to every recorded topic that has appeared in the graph (raw CDR, QoS as
+        offered)."""
         with self._subscribe_lock:
             self._subscribe_pending(node, record)
 
@@ -329,20 +353,24 @@ class BagReplayer:
                 self._subscriptions[topic] = None
                 continue
             if not ensure_type(self._typestore, msgtype):
-                _LOG.warning("not recording %s: no message definition of %s for the bag", topic, msgtype)
+                _LOG.warning("not recording %s: no message definition of %s for the bag",
+                             topic, msgtype)
                 self._subscriptions[topic] = None
                 continue
             with self._lock:
-                self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+                self._connections[topic] = self._writer.add_connection(
+                    topic, msgtype, typestore=self._typestore)
             self._subscriptions[topic] = node.create_subscription(
-                cls, topic, lambda data, t=topic: self._record(t, data), self._record_qos(node, topic), raw=True)
+                cls, topic, lambda data, t=topic: self._record(t, data),
+                self._record_qos(node, topic), raw=True)
 
     @staticmethod
     def _record_qos(node, topic: str):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         offered = node.get_publishers_info_by_topic(topic)
-        best_effort = any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for info in offered)
+        best_effort = any(info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+                          for info in offered)
         return QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
                           else ReliabilityPolicy.RELIABLE)
 
@@ -384,7 +412,8 @@ class BagReplayer:
                 stamp_ns, frame_id = self._header_of(connection.msgtype, raw)
                 sent_wall_ns = time.time_ns()
                 publishers[topic].publish(bytes(raw))
-                frame = SentFrame(index, topic, connection.topic, bag_ns, sent_wall_ns, loop, stamp_ns, frame_id)
+                frame = SentFrame(index, topic, connection.topic, bag_ns, sent_wall_ns, loop,
+                                  stamp_ns, frame_id)
                 index += 1
                 self.summary.sent[topic] = self.summary.sent.get(topic, 0) + 1
                 self._log_sent(frame)

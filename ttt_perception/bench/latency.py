@@ -1,6 +1,6 @@
-"""End-to-end latency of the node against the adapter's own time, and frame accounting.
+"""``bench latency``: the node's end-to-end latency against the adapter's own time; accounting.
 
-    python -m ttt_perception.ros.latency_bench --rates 10 30 --cameras 1 3 --sizes 96x96 640x480
+    ttt-perception bench latency --rates 10 30 --cameras 1 3 --sizes 96x96 640x480
 
 For each frame size the node runs in its own process (cameras cam0..camN-1); this process publishes
 frames at each rate on 1..N cameras for ``--duration`` seconds and records, per answered frame:
@@ -14,42 +14,38 @@ frames at each rate on 1..N cameras for ``--duration`` seconds and records, per 
 Accounting: frames sent, answered (received here), dropped (the node's counter) and the rest, which
 would be silently lost. Without ``--model`` an untrained detector with the default detector's
 architecture is used (same cost per frame; the weights do not change the timings).
-DDS stays on loopback unless ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise; without ROS_DOMAIN_ID a
-domain of its own is chosen.
+DDS stays on loopback unless ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise; without ROS_DOMAIN_ID
+a domain of its own is chosen.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 
-from .dds_profile import use_large_image_profile
+from ..bag.node_process import NodeProcess
+from ..choices import MODES
+from ..ros.dds_profile import use_large_image_profile
 
 
-def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path) -> subprocess.Popen:
-    names = ",".join(f"'cam{i}'" for i in range(cameras))
+def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path) -> NodeProcess:
     parameters = {
-        "model.path": f"'{model}'", "model.device": args.device, "cameras": f"[{names}]",
-        "adaptation.mode": args.mode, "adaptation.max_steps": str(args.steps),
-        "adaptation.batch_size": str(args.batch), "deadline.budget_ms": f"{float(args.budget_ms)}",
+        "model.path": str(model), "model.device": args.device,
+        "cameras": [f"cam{i}" for i in range(cameras)],
+        "adaptation.mode": args.mode, "adaptation.max_steps": args.steps,
+        "adaptation.batch_size": args.batch, "deadline.budget_ms": float(args.budget_ms),
         "input.qos": args.input_qos,
     }
-    command = [sys.executable, "-m", "ttt_perception.ros.node", "--ros-args", "-r", f"__ns:={namespace}"]
-    for name, value in parameters.items():
-        command += ["-p", f"{name}:={value}"]
-    return subprocess.Popen(command, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    return NodeProcess(parameters, namespace=namespace, log_path=str(log_path),
+                       large_image_profile=not args.default_dds).start()
 
 
 class _Probe:
@@ -59,8 +55,8 @@ class _Probe:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from .detection_message import DetectionMessageBuilder, detections_summary
-        from .uncertainty_message import parse_uncertainty
+        from ..ros.detection_message import DetectionMessageBuilder, detections_summary
+        from ..ros.uncertainty_message import parse_uncertainty
 
         self._summary, self._parse = detections_summary, parse_uncertainty
         self.context = rclpy.Context()
@@ -68,16 +64,19 @@ class _Probe:
         self.node = rclpy.create_node("ttt_latency_bench", context=self.context)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
-        self.detections: Dict[tuple, float] = {}
-        self.reports: Dict[tuple, Dict[str, Any]] = {}
-        self.diagnostics: Dict[str, Dict[str, str]] = {}
+        self.detections: dict[tuple, float] = {}
+        self.reports: dict[tuple, dict[str, Any]] = {}
+        self.diagnostics: dict[str, dict[str, str]] = {}
         self.publishers = []
         for i in range(cameras):
-            self.publishers.append(self.node.create_publisher(Image, f"{namespace}/cam{i}/image", reliable))
-            self.node.create_subscription(DetectionMessageBuilder().msg_type, f"{namespace}/cam{i}/detections",
-                                          lambda msg, c=i: self._on_detections(c, msg), reliable)
-            self.node.create_subscription(DiagnosticArray, f"{namespace}/cam{i}/uncertainty",
-                                          lambda msg, c=i: self._on_uncertainty(c, msg), reliable)
+            self.publishers.append(
+                self.node.create_publisher(Image, f"{namespace}/cam{i}/image", reliable))
+            self.node.create_subscription(
+                DetectionMessageBuilder().msg_type, f"{namespace}/cam{i}/detections",
+                lambda msg, c=i: self._on_detections(c, msg), reliable)
+            self.node.create_subscription(
+                DiagnosticArray, f"{namespace}/cam{i}/uncertainty",
+                lambda msg, c=i: self._on_uncertainty(c, msg), reliable)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -98,14 +97,15 @@ class _Probe:
 
     def _on_uncertainty(self, camera, msg):
         with self.lock:
-            self.reports[(camera, msg.header.stamp.sec, msg.header.stamp.nanosec)] = self._parse(msg)
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            self.reports[(camera,) + stamp] = self._parse(msg)
 
     def _on_diagnostics(self, msg):
         with self.lock:
             for status in msg.status:
                 self.diagnostics[status.name] = {pair.key: pair.value for pair in status.values}
 
-    def counters(self, namespace: str, cameras: int) -> Dict[str, int]:
+    def counters(self, namespace: str, cameras: int) -> dict[str, int]:
         totals = {"received": 0, "published": 0, "dropped": 0, "rejected": 0, "failed": 0}
         with self.lock:
             for i in range(cameras):
@@ -123,7 +123,7 @@ class _Probe:
 
 
 def _frames(size, count: int, seed: int = 0):
-    from .image_conversion import rgb_to_image
+    from ..ros.image_conversion import rgb_to_image
 
     rng = np.random.default_rng(seed)
     height, width = size
@@ -140,10 +140,11 @@ def _wait(predicate, timeout: float) -> bool:
     return False
 
 
-def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration: float, frames, stamp_base: int):
+def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration: float, frames,
+             stamp_base: int):
     time.sleep(1.5)  # a fresh diagnostics message with the counters before this case
     before = probe.counters(namespace, cameras)
-    sent: Dict[tuple, float] = {}
+    sent: dict[tuple, float] = {}
     period, start, index = 1.0 / rate, time.perf_counter(), 0
     while time.perf_counter() - start < duration:
         due = start + index * period
@@ -163,8 +164,9 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
         delta = {key: now[key] - before[key] for key in now}
         with probe.lock:
             answered = sum(1 for key in sent if key in probe.detections)
-        return delta["received"] and delta["received"] == delta["published"] + delta["dropped"] + \
-            delta["rejected"] + delta["failed"] and answered == delta["published"]
+        accounted = delta["published"] + delta["dropped"] + delta["rejected"] + delta["failed"]
+        return (delta["received"] and delta["received"] == accounted
+                and answered == delta["published"])
 
     _wait(settled, timeout=30.0)
     time.sleep(1.5)
@@ -182,8 +184,8 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
     overhead = e2e_a - adapter_a
     return {
         "rate_hz": rate, "cameras": cameras, "sent": len(sent), "answered": answered,
-        "node_received": delta["received"], "node_dropped": delta["dropped"], "node_rejected": delta["rejected"],
-        "node_failed": delta["failed"],
+        "node_received": delta["received"], "node_dropped": delta["dropped"],
+        "node_rejected": delta["rejected"], "node_failed": delta["failed"],
         "answered_or_dropped_fraction": (answered + delta["dropped"]) / max(len(sent), 1),
         "e2e_ms_p50": float(np.median(e2e_a)) if e2e else None,
         "adapter_ms_p50": float(np.median(adapter_a)) if e2e else None,
@@ -193,23 +195,29 @@ def run_case(probe: _Probe, namespace: str, rate: float, cameras: int, duration:
     }
 
 
-def main(argv: List[str] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="checkpoint (default: untrained default architecture)")
+def add_parser(kinds) -> None:
+    parser = kinds.add_parser("latency", description=__doc__,
+                              help="the node over DDS: end-to-end latency, ROS overhead, drops")
+    parser.add_argument("--model", type=Path,
+                        help="checkpoint (default: untrained default architecture)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--sizes", nargs="+", default=["96x96", "640x480"], help="WIDTHxHEIGHT")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--mode", default="reset")
+    parser.add_argument("--mode", default="reset", choices=MODES)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--budget-ms", type=float, default=0.0)
     parser.add_argument("--input-qos", default="sensor_data", choices=["sensor_data", "reliable"])
     parser.add_argument("--default-dds", action="store_true",
-                        help="Fast DDS defaults instead of config/fastdds_large_images.xml (to see the difference)")
+                        help="Fast DDS defaults instead of config/fastdds_large_images.xml "
+                             "(to see the difference)")
     parser.add_argument("--out", type=Path, default=Path("results/ros_latency.json"))
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=main)
+
+
+def main(args) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))  # not the default domain 0
     if not args.default_dds:
@@ -218,9 +226,9 @@ def main(argv: List[str] = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ttt_latency_"))
     model = args.model
     if model is None:
-        from ttt_perception.checkpoint import save_checkpoint
-        from ttt_perception.default_models import RECIPES
-        from ttt_perception.model import build_model
+        from ..checkpoint import save_checkpoint
+        from ..default_models import RECIPES
+        from ..model import build_model
 
         model = save_checkpoint(build_model(RECIPES["detector"].model), work / "detector.pt")
     results = []
@@ -232,8 +240,8 @@ def main(argv: List[str] = None) -> int:
         node = _start_node(namespace, max_cameras, args, model, log)
         probe = _Probe(namespace, max_cameras)
         try:
-            if not _wait(lambda: "active: answering frames" in log.read_text(), timeout=120):
-                raise RuntimeError(f"node did not become active:\n{log.read_text()}")
+            if not _wait(lambda node=node: "active: answering frames" in node.log(), timeout=120):
+                raise RuntimeError(f"node did not become active:\n{node.log()}")
             time.sleep(2.0)  # discovery
             frames = _frames((height, width), 8)
             run_case(probe, namespace, 5.0, 1, 2.0, frames, stamp_base=1)  # warm-up, not reported
@@ -246,15 +254,12 @@ def main(argv: List[str] = None) -> int:
                     print(json.dumps(row), flush=True)
         finally:
             probe.close()
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node.kill()
+            node.stop()
     shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"device": args.device, "mode": args.mode, "steps": args.steps, "batch": args.batch,
-            "budget_ms": args.budget_ms, "input_qos": args.input_qos, "duration_s": args.duration, "cpu_count": os.cpu_count(),
+            "budget_ms": args.budget_ms, "input_qos": args.input_qos, "duration_s": args.duration,
+            "cpu_count": os.cpu_count(),
             "model": str(args.model or "untrained default architecture")}
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(_table(results))
@@ -265,16 +270,16 @@ def _table(rows) -> str:
     def number(value, digits=1):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| size | Hz | cams | sent | answered | dropped | answered+dropped | e2e p50 ms | adapter p50 ms "
-             "| overhead p50 ms | overhead p95 ms | overhead/adapter p50 |",
-             "|" + "---|" * 12]
+    header = ["size", "Hz", "cams", "sent", "answered", "dropped", "answered+dropped",
+              "e2e p50 ms", "adapter p50 ms", "overhead p50 ms", "overhead p95 ms",
+              "overhead/adapter p50"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['rate_hz']:g} | {r['cameras']} | {r['sent']} | {r['answered']} "
-                     f"| {r['node_dropped']} | {100 * r['answered_or_dropped_fraction']:.1f}% "
-                     f"| {number(r['e2e_ms_p50'])} | {number(r['adapter_ms_p50'])} | {number(r['overhead_ms_p50'])} "
-                     f"| {number(r['overhead_ms_p95'])} | {number(r['overhead_fraction_p50'] and 100 * r['overhead_fraction_p50'])}% |")
+        fraction = r["overhead_fraction_p50"]
+        cells = [r["size"], f"{r['rate_hz']:g}", r["cameras"], r["sent"], r["answered"],
+                 r["node_dropped"], f"{100 * r['answered_or_dropped_fraction']:.1f}%",
+                 number(r["e2e_ms_p50"]), number(r["adapter_ms_p50"]),
+                 number(r["overhead_ms_p50"]), number(r["overhead_ms_p95"]),
+                 f"{number(fraction and 100 * fraction)}%"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Choice lists and defaults of adaptation, in one place; no torch, no rclpy.
+
+The learning core (``AdaptationConfig``), the node's parameter specs (``ros/parameters.py``) and
+the command-line tools all import them from here.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+MODES = ("off", "reset", "online")
+OBJECTIVES = ("rotation", "entropy")
+PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
+POLICIES = ("truncate", "skip")
+STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
+
+# The real-time defaults of ``AdaptationConfig``, field by field (docs/adaptation.md).
+ADAPTATION_DEFAULTS = MappingProxyType({
+    "mode": "online",
+    "objective": "rotation",
+    "learning_rate": 1e-4,
+    "momentum": 0.0,
+    "max_steps": 1,
+    "batch_size": 8,
+    "parameters": "auto",
+    "share_state": False,
+    "budget_ms": 0.0,  # 0: no deadline
+    "policy": "truncate",
+    "score_threshold": 0.3,
+    "max_detections": 20,
+    "measure_ssl_loss": True,
+    "health_sigma": 4.0,
+    "health_patience": 5,
+    "min_ssl_loss": 0.0,
+    "seed": 0,
+})
+# The node's (and the demo's) deadline per frame: a camera at 10 Hz.
+NODE_BUDGET_MS = 100.0
