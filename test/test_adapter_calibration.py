@@ -18,9 +18,9 @@ def test_calibrate_discards_the_warm_up_step():
                               AdaptationConfig(mode="online", budget_ms=200), "cpu", clock=clock)
     original_step = adapter._step
 
-    def slow_first_step(x):
+    def slow_first_step(x, state):
         began = now[0]
-        value = original_step(x)  # records clock() - began, i.e. 0 ...
+        value = original_step(x, state)  # records clock() - began, i.e. 0 ...
         now[0] = began + next(durations)
         adapter.timings.record(adapter._step_kind(), now[0] - began)  # ... and the simulated duration
         return value

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
-from ttt_perception.bench.accuracy import parse_severities
+from ttt_perception.bench.common import parse_severities
 from ttt_perception.bench.correlation import gradient_inner_product, pearson
 from ttt_perception.bench.evaluation import private_adapter, score_stream
 from ttt_perception.bench.gradual import gradual_stream, severity_slope

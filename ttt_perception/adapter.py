@@ -1,9 +1,10 @@
 """The test-time adapter: the one owner of mutable model state.
 
-For each frame: a few SGD steps of a self-supervised objective on copies of that frame (updating
-the extractor only for rotation/TTT, norm affines only for entropy/Tent), within the frame's
-deadline, then the prediction. ``reset`` restores the source weights after the frame (TTT),
-``online`` keeps them for the stream's next frame (TTT-Online), ``off`` is plain inference.
+For each frame: a few SGD steps of a self-supervised objective on copies of that frame (the extractor
+for rotation/TTT and feature alignment, norm affines for entropy/Tent), within the frame's deadline,
+and the prediction. ``reset`` restores the source weights after the frame (TTT), ``online`` keeps
+them for the stream's next frame (TTT-Online), ``off`` is plain inference. Online, the steps can come
+after the prediction is published (``adapt_after_publish``), in the time before the next frame.
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
 from .model import YNet
-from .objectives import (adaptable_parameters, entropy_loss, plain_rotations,
-                         rotation_batch, rotation_loss_per_sample, augmented_copies)
+from .objectives import (FeatureMoments, adaptable_parameters, augmented_copies, entropy_loss,
+                         feature_alignment_loss, plain_rotations, rotation_batch, rotation_loss_per_sample)
 from .preprocess import scale_to_image, to_model_input
+from .stream_state import StreamState
 from .uncertainty import summarise
 
 SHARED_STREAM = "__shared__"
-# Running source rotation loss: the plain mean of a stream's first 10 frames (no steps before), then an
-# exponential mean over about the last 10.
-_SOURCE_LOSS_WARMUP = 10
-_SOURCE_LOSS_RATE = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,12 @@ class AdaptationConfig:
     # frames) is at least this; 0: always. A shift signal that adapting cannot bend: high under noise,
     # near its clean level under fog and low contrast, where steps do harm (docs/adaptation.md).
     min_ssl_loss: float = DEFAULT["min_ssl_loss"]
+    # The same gate, relative to the model's own clean rotation loss (stored in its checkpoint at training
+    # time): adapt while the stream's level is at least this multiple of it; 0: off.
+    min_ssl_loss_ratio: float = DEFAULT["min_ssl_loss_ratio"]
+    # Online mode: predict and publish first, then adapt on the frame before the next one is due, so
+    # the deadline bounds only the prediction (reset mode always adapts first).
+    adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
     seed: int = DEFAULT["seed"]
 
     def validated(self) -> "AdaptationConfig":
@@ -86,6 +90,8 @@ class AdaptationConfig:
             (self.health_patience >= 1, f"health_patience must be >= 1, got {self.health_patience}"),
             (math.isfinite(self.min_ssl_loss) and self.min_ssl_loss >= 0,
              f"min_ssl_loss must be a finite value >= 0, got {self.min_ssl_loss}"),
+            (math.isfinite(self.min_ssl_loss_ratio) and self.min_ssl_loss_ratio >= 0,
+             f"min_ssl_loss_ratio must be a finite value >= 0, got {self.min_ssl_loss_ratio}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -99,7 +105,11 @@ PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1,
 
 @dataclass
 class FrameReport:
-    """What happened to one frame; ``as_dict`` is what the node publishes as uncertainty."""
+    """What happened to one frame; ``as_dict`` is what the node publishes as uncertainty.
+
+    Times in ms; ``total_ms`` runs from arrival to the prediction (what the deadline bounds). With
+    ``adapted_after_publish`` the frame's steps came after its prediction was handed out.
+    """
 
     stream: str
     mode: str
@@ -119,6 +129,7 @@ class FrameReport:
     max_prob: float
     margin: float
     auto_reset: str = ""
+    adapted_after_publish: bool = False
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -131,29 +142,16 @@ class FrameResult:
     report: FrameReport
 
 
-class _LossHealth:
-    """Running range of a stream's self-supervised loss; flags sustained excursions far above it.
+@dataclass
+class _Steps:
+    """The adaptation of one frame as it happens."""
 
-    After an automatic reset the stream starts a new range, so a lasting change of scene that the
-    source weights cannot fix is learnt as the new normal instead of resetting forever.
-    """
-
-    def __init__(self, warmup: int = 10, alpha: float = 0.05):
-        self.warmup, self.alpha = warmup, alpha
-        self.count, self.mean, self.var, self.strikes = 0, 0.0, 0.0, 0
-
-    def unhealthy(self, loss: float, sigma: float, patience: int) -> bool:
-        if self.count >= self.warmup:
-            z = (loss - self.mean) / math.sqrt(self.var + 1e-6)
-            self.strikes = self.strikes + 1 if z > sigma else 0
-            if self.strikes:  # an excursion must not widen the range it is judged against
-                return self.strikes >= patience
-        self.count += 1
-        rate = 1.0 / self.count if self.count < self.warmup else self.alpha
-        delta = loss - self.mean
-        self.mean += rate * delta
-        self.var = (1 - rate) * (self.var + rate * delta * delta)
-        return self.strikes >= patience
+    planned: int = 0
+    taken: int = 0
+    reason: str = "done"
+    loss_before: float = math.nan
+    auto_reset: str = ""
+    seconds: float = 0.0
 
 
 class TestTimeAdapter:
@@ -170,7 +168,7 @@ class TestTimeAdapter:
         self.clock = clock
         self.timings = DurationEstimator()
         self._lock = threading.RLock()
-        self._config = (config or AdaptationConfig()).validated()
+        self._config = self._supported((config or AdaptationConfig()).validated())
         self._generator = torch.Generator().manual_seed(self._config.seed)
         self._build_parameter_state()
 
@@ -187,7 +185,7 @@ class TestTimeAdapter:
         """
         with self._lock:
             try:
-                new = dataclasses.replace(self._config, **changes).validated()
+                new = self._supported(dataclasses.replace(self._config, **changes).validated())
             except TypeError as exc:
                 raise ValueError(f"unknown adaptation setting: {exc}") from exc
             old, self._config = self._config, new
@@ -200,6 +198,22 @@ class TestTimeAdapter:
                 group["lr"], group["momentum"] = new.learning_rate, new.momentum
             return new
 
+    def _reference(self, key: str):
+        stats = getattr(self.model, "reference_stats", None) or {}
+        return stats.get(key)
+
+    def _supported(self, config: AdaptationConfig) -> AdaptationConfig:
+        """ValueError when the model lacks what the settings need (its clean reference levels)."""
+        needs = []
+        if config.objective == "features" and self._reference("feature_mean") is None:
+            needs.append("objective 'features' needs the clean feature statistics")
+        if config.min_ssl_loss_ratio > 0 and self._reference("ssl_loss") is None:
+            needs.append("min_ssl_loss_ratio needs the clean rotation loss")
+        if needs:
+            raise ValueError(f"{'; '.join(needs)}, which this model's checkpoint does not carry "
+                             f"(checkpoints written by `ttt-perception train` do)")
+        return config
+
     def _build_parameter_state(self) -> None:
         cfg = self._config
         self._params = adaptable_parameters(self.model, cfg.objective, cfg.parameters)
@@ -208,14 +222,11 @@ class TestTimeAdapter:
             param.requires_grad_(id(param) in chosen)  # frozen parts need no gradient buffers
         self._optimizer = torch.optim.SGD(list(self._params.values()), lr=cfg.learning_rate, momentum=cfg.momentum)
         self._source = self._snapshot()
-        # the source tensors of the extractor, named as inside it: what the min_ssl_loss gate runs on
+        # the source tensors of the extractor, named as inside it: what the shift gate runs on
         self._source_extractor = {name[len("extractor."):]: t for name, t in self._source["params"].items()
                                   if name.startswith("extractor.")}
-        self._streams: dict[str, dict] = {}
-        self._health: dict[str, _LossHealth] = {}
-        self._source_loss: dict[str, tuple[int, float]] = {}  # per stream: frames, running source loss
-        self._adapted: set[str] = set()  # online streams whose weights have moved since the source
-        self._live_stream: str | None = None  # whose weights the model holds now (None: the source)
+        self._streams: dict[str, StreamState] = {}
+        self._live: str | None = None  # whose weights the model holds now (None: the source)
 
     def _snapshot(self) -> dict:
         return {
@@ -231,33 +242,34 @@ class TestTimeAdapter:
         state["state"] = copy.deepcopy(snapshot["optimizer"])
         self._optimizer.load_state_dict(state)
 
-    def _save_into(self, snapshot: dict) -> None:
+    def _save_live(self) -> None:
+        """Keep the loaded weights (and optimizer state) with the stream they belong to."""
+        state = self._streams[self._live]
+        if state.saved is None:
+            state.saved = self._snapshot()
+            return
         with torch.no_grad():
             for name, param in self._params.items():
-                snapshot["params"][name].copy_(param)
-        snapshot["optimizer"] = copy.deepcopy(self._optimizer.state_dict()["state"])
+                state.saved["params"][name].copy_(param)
+        state.saved["optimizer"] = copy.deepcopy(self._optimizer.state_dict()["state"])
 
     def _restore_source_everywhere(self) -> None:
         self._load(self._source)
         self._streams.clear()
-        self._health.clear()
-        self._source_loss.clear()
-        self._adapted.clear()
-        self._live_stream = None
+        self._live = None
 
     def _activate(self, key: str) -> None:
         """Make the model hold ``key``'s weights; copies only when the stream changes."""
-        if self._live_stream == key:
+        if self._live == key:
             return
-        if self._live_stream is not None:
-            self._save_into(self._streams[self._live_stream])
-        if key not in self._streams:
-            self._streams[key] = self._snapshot() if self._live_stream is None else copy.deepcopy(self._source)
-            if self._live_stream is not None:
-                self._load(self._source)
-        else:
-            self._load(self._streams[key])
-        self._live_stream = key
+        if self._live is not None:
+            self._save_live()
+        saved = self._streams[key].saved
+        if saved is not None:
+            self._load(saved)
+        elif self._live is not None:
+            self._load(self._source)
+        self._live = key
 
     def reset(self, stream: str | None = None) -> None:
         """Back to the source weights and a fresh optimizer: one stream, or all of them."""
@@ -266,13 +278,15 @@ class TestTimeAdapter:
                 self._restore_source_everywhere()
                 return
             key = self._stream_key(stream)
-            self._health.pop(key, None)
-            self._source_loss.pop(key, None)
-            self._adapted.discard(key)
-            if self._live_stream == key:
+            if self._live == key:
                 self._load(self._source)
-                self._live_stream = None
+                self._live = None
             self._streams.pop(key, None)
+
+    def _reset_live(self, key: str) -> None:
+        """An automatic reset of the loaded stream: source weights, a new health range."""
+        self._load(self._source)
+        self._streams[key].forget_adaptation()
 
     def _stream_key(self, stream: str) -> str:
         """Whose online state a frame of ``stream`` uses: its own, or the shared one."""
@@ -288,107 +302,166 @@ class TestTimeAdapter:
         """The weights ``stream`` would start its next frame from (copies)."""
         with self._lock:
             key = self._stream_key(stream)
-            if key == self._live_stream:
+            if key == self._live:
                 return {n: p.detach().clone() for n, p in self._params.items()}
-            return {n: t.clone() for n, t in self._streams.get(key, self._source)["params"].items()}
+            state = self._streams.get(key)
+            saved = state.saved if state and state.saved is not None else self._source
+            return {n: t.clone() for n, t in saved["params"].items()}
+
+    def source_level(self, stream: str) -> float | None:
+        """The stream's running source rotation loss (what the shift gate reads); None before it is known."""
+        with self._lock:
+            state = self._streams.get(self._stream_key(stream))
+            return state.source_level.value if state and state.source_level.known else None
 
     # ---- one frame ---------------------------------------------------------------------------
 
-    def process(self, image: np.ndarray, stream: str = "default", arrival_time: float | None = None) -> FrameResult:
-        """Adapt on one RGB uint8 frame within its budget, predict, and report."""
-        with self._lock:
-            return self._process(image, stream, arrival_time)
+    def process(self, image: np.ndarray, stream: str = "default", arrival_time: float | None = None,
+                publish: Callable[[FrameResult], None] | None = None,
+                adapt_until: float | None = None) -> FrameResult:
+        """Adapt on one RGB uint8 frame within its budget, predict, and report.
 
-    def _process(self, image: np.ndarray, stream: str, arrival_time: float | None) -> FrameResult:
+        With ``adapt_after_publish`` (online mode) the prediction comes first: ``publish(result)`` is
+        called with it, then the steps are taken while they end by ``adapt_until`` (on this adapter's
+        clock; default: the frame's own deadline), and the report is completed.
+        """
+        with self._lock:
+            return self._process(image, stream, arrival_time, publish, adapt_until)
+
+    def _process(self, image, stream, arrival_time, publish, adapt_until) -> FrameResult:
         cfg = self._config
         start = self.clock()
         arrival = start if arrival_time is None else arrival_time
         x = to_model_input(image, self.model.config, self.device)
         after_preprocess = self.clock()
         key = self._stream_key(stream)
-        if cfg.mode == "online":
-            self._activate(key)
-        elif self._live_stream is not None:  # reset/off always start from the source
-            self._restore_source_everywhere()
-
-        deadline = FrameDeadline(after_preprocess, arrival, cfg.budget_ms / 1000.0,
-                                 self.timings.estimate(self._predict_kind()), self.timings.estimate(self._step_kind()))
-        steps_planned = cfg.max_steps if cfg.mode != "off" else 0
-        steps, reason, loss_before, auto_reset = 0, "done", math.nan, ""
-        if steps_planned == 0:
-            reason = "off"
-        elif deadline.late():
-            reason = "late"
-        elif cfg.policy == "skip" and not deadline.fits(after_preprocess, steps_planned):
-            reason = "budget"
-        elif cfg.min_ssl_loss > 0 and self._running_source_loss(key, x) < cfg.min_ssl_loss:
-            reason = "low_loss"
-            if key in self._adapted:  # the shift is over: what was learnt for it would only do harm
-                auto_reset = f"running source rotation loss below min_ssl_loss {cfg.min_ssl_loss:g}"
-        else:
-            while steps < steps_planned:
-                if not deadline.fits(self.clock(), 1):
-                    reason = "budget"
-                    break
-                loss = self._step(x)
-                steps += 1
-                if steps == 1:
-                    loss_before = loss
-                if not math.isfinite(loss):
-                    auto_reset = "non-finite self-supervised loss"
-                    break
+        state = self._enter_stream(key)
+        step_s = self.timings.estimate(self._step_kind())
+        frame_deadline = FrameDeadline.for_frame(arrival, cfg.budget_ms / 1000.0, step_s,
+                                                 self.timings.estimate(self._predict_kind()))
+        later = cfg.mode == "online" and cfg.adapt_after_publish
+        steps = _Steps()
+        if not later:
+            self._adapt(x, key, state, frame_deadline, steps)
+            if steps.auto_reset:  # what went wrong must not make this prediction
+                self._reset_live(key)
         adapt_end = self.clock()
-        if steps and cfg.mode == "online":
-            self._adapted.add(key)
-        if steps == 0 and reason == "budget":
-            self.timings.refused(self._step_kind())
+        detections, class_probs, loss_after, pooled = self._predict(x, image.shape)
+        predicted = self.clock()
+        self.timings.record(self._predict_kind(), predicted - adapt_end)
+        report = FrameReport(
+            stream=stream, mode=cfg.mode, objective=cfg.objective, steps_planned=0, steps_taken=0,
+            stop_reason="", adapt_ms=(adapt_end - after_preprocess) * 1e3, predict_ms=(predicted - adapt_end) * 1e3,
+            preprocess_ms=(after_preprocess - start) * 1e3, total_ms=(predicted - arrival) * 1e3,
+            budget_ms=cfg.budget_ms, deadline_met=frame_deadline.met(predicted), ssl_loss_before=math.nan,
+            ssl_loss_after=loss_after, adapted_after_publish=later, **summarise(class_probs))
+        result = FrameResult(detections, class_probs, report)
+        if state.moments is not None and pooled is not None:
+            state.moments.update(pooled)
+        if later:
+            if publish is not None:
+                publish(result)
+            began = self.clock()
+            until = frame_deadline.limit if adapt_until is None else adapt_until
+            self._adapt(x, key, state, FrameDeadline(until, step_s), steps)
+            if steps.taken and cfg.measure_ssl_loss:
+                report.ssl_loss_after = self._rotation_probe(x)
+            report.adapt_ms = (self.clock() - began) * 1e3
+        self._finish_frame(key, state, steps, report, loss_at_prediction=loss_after)
+        return result
 
-        if auto_reset:
-            self._reset_live(key)
-        detections, class_probs, loss_after = self._predict(x, image.shape)
-        end = self.clock()
-        self.timings.record(self._predict_kind(), end - adapt_end)
-        if steps == 0:
-            loss_before = loss_after
+    def _enter_stream(self, key: str) -> StreamState:
+        """The stream's state, with its weights loaded in online mode (reset/off start from the source)."""
+        if self._config.mode != "online" and self._live is not None:
+            self._restore_source_everywhere()
+        state = self._streams.setdefault(key, StreamState())
+        if self._config.mode == "online":
+            self._activate(key)
+        if state.moments is None:
+            state.moments = self._new_moments()
+        return state
+
+    def _new_moments(self) -> FeatureMoments | None:
+        """Running feature statistics for feature alignment, starting at the clean ones (else None)."""
+        if self._config.objective != "features":
+            return None
+        return FeatureMoments(self._reference("feature_mean").to(self.device),
+                              self._reference("feature_cov").to(self.device))
+
+    def _adapt(self, x: torch.Tensor, key: str, state: StreamState, deadline: FrameDeadline, steps: _Steps) -> None:
+        """Plan the frame's steps, then take those that fit the deadline (``steps`` records it all)."""
+        cfg = self._config
+        began = self.clock()
+        steps.planned = cfg.max_steps if cfg.mode != "off" else 0
+        if steps.planned == 0:
+            steps.reason = "off"
+        elif not deadline.fits(self.clock(), 0):
+            steps.reason = "late"
+        elif cfg.policy == "skip" and not deadline.fits(self.clock(), steps.planned):
+            steps.reason = "budget"
+        elif not self._gate_open(x, state):
+            steps.reason = "low_loss"
+            if state.adapted:  # the shift is over: what was learnt for it would only do harm
+                steps.auto_reset = f"running source rotation loss below the gate ({self._gate_threshold():g})"
+        else:
+            while steps.taken < steps.planned:
+                if not deadline.fits(self.clock(), 1):
+                    steps.reason = "budget"
+                    break
+                loss = self._step(x, state)
+                steps.taken += 1
+                if steps.taken == 1:
+                    steps.loss_before = loss
+                if not math.isfinite(loss):
+                    steps.auto_reset = "non-finite self-supervised loss"
+                    break
+        if steps.taken and cfg.mode == "online":
+            state.adapted = True
+        if steps.taken == 0 and steps.reason == "budget":
+            self.timings.refused(self._step_kind())
+        steps.seconds = self.clock() - began
+
+    def _gate_threshold(self) -> float:
+        """The source rotation loss level below which no step is taken (0: no gate)."""
+        cfg = self._config
+        relative = cfg.min_ssl_loss_ratio * self._reference("ssl_loss") if cfg.min_ssl_loss_ratio > 0 else 0.0
+        return max(cfg.min_ssl_loss, relative)
+
+    def _gate_open(self, x: torch.Tensor, state: StreamState) -> bool:
+        """The shift gate: the stream's running source rotation loss, with this frame, is above the threshold.
+
+        Measured with the source weights (``functional_call``), so adapting cannot bend the signal that
+        decides whether to adapt; no steps before the level is known (the stream's first 10 frames).
+        """
+        threshold = self._gate_threshold()
+        if threshold <= 0:
+            return True
+        rotated, labels = plain_rotations(x)
+        with torch.no_grad():
+            features = torch.func.functional_call(self.model.extractor, self._source_extractor, (rotated,))
+            state.source_level.add(float(F.cross_entropy(self.model.ssl_head(features), labels)))
+        return state.source_level.known and state.source_level.value >= threshold
+
+    def _finish_frame(self, key: str, state: StreamState, steps: _Steps, report: FrameReport,
+                      loss_at_prediction: float) -> None:
+        """Health check, automatic resets and reset mode's restore; completes the report."""
+        cfg = self._config
+        loss_before = steps.loss_before if steps.taken else loss_at_prediction
+        if report.adapted_after_publish:
+            loss_before = loss_at_prediction  # the weights that predicted, before this frame's steps
+        auto_reset = steps.auto_reset
         if not auto_reset and cfg.mode == "online" and math.isfinite(loss_before):
-            health = self._health.setdefault(key, _LossHealth())
-            if health.unhealthy(loss_before, cfg.health_sigma, cfg.health_patience):
+            if state.health.unhealthy(loss_before, cfg.health_sigma, cfg.health_patience):
                 auto_reset = f"self-supervised loss {cfg.health_sigma:g} sigma above its running range " \
                              f"for {cfg.health_patience} frames"
         if auto_reset and cfg.mode == "online":
             self._reset_live(key)
-        elif cfg.mode == "reset" and steps:
+        elif cfg.mode == "reset" and steps.taken:
             self._load(self._source)
-
-        summary = summarise(class_probs)
-        report = FrameReport(
-            stream=stream, mode=cfg.mode, objective=cfg.objective, steps_planned=steps_planned, steps_taken=steps,
-            stop_reason=reason, adapt_ms=(adapt_end - after_preprocess) * 1e3, predict_ms=(end - adapt_end) * 1e3,
-            preprocess_ms=(after_preprocess - start) * 1e3, total_ms=(end - arrival) * 1e3, budget_ms=cfg.budget_ms,
-            deadline_met=deadline.met(end), ssl_loss_before=loss_before, ssl_loss_after=loss_after,
-            auto_reset=auto_reset, **summary,
-        )
-        return FrameResult(detections, class_probs, report)
-
-    def _reset_live(self, key: str) -> None:
-        self._load(self._source)
-        self._health.pop(key, None)
-        self._adapted.discard(key)
-        if key in self._streams:
-            self._save_into(self._streams[key])
-
-    def _running_source_loss(self, key: str, x: torch.Tensor) -> float:
-        """The stream's running mean of the source weights' rotation loss, updated with this frame."""
-        rotated, labels = plain_rotations(x)
-        with torch.no_grad():
-            features = torch.func.functional_call(self.model.extractor, self._source_extractor, (rotated,))
-            loss = float(F.cross_entropy(self.model.ssl_head(features), labels))
-        count, level = self._source_loss.get(key, (0, 0.0))
-        if math.isfinite(loss):
-            count += 1
-            level += max(1.0 / count, _SOURCE_LOSS_RATE) * (loss - level)
-            self._source_loss[key] = (count, level)
-        return level if count >= _SOURCE_LOSS_WARMUP else 0.0  # no steps before the level is known
+        report.steps_planned, report.steps_taken, report.stop_reason = steps.planned, steps.taken, steps.reason
+        report.ssl_loss_before, report.auto_reset = loss_before, auto_reset
+        if not report.adapted_after_publish:
+            report.adapt_ms = steps.seconds * 1e3
 
     def _step_kind(self) -> tuple:
         cfg = self._config
@@ -397,7 +470,7 @@ class TestTimeAdapter:
     def _predict_kind(self) -> tuple:
         return ("predict", self._config.measure_ssl_loss)
 
-    def _step(self, x: torch.Tensor) -> float:
+    def _step(self, x: torch.Tensor, state: StreamState) -> float:
         """One SGD step on the objective; returns the loss on the plain frame before the update."""
         cfg = self._config
         began = self.clock()
@@ -407,8 +480,13 @@ class TestTimeAdapter:
             per_sample = rotation_loss_per_sample(self.model, images, labels)
             loss = per_sample.mean()
             probe = per_sample[:4].mean()  # the plain frame's four rotations
-        else:
+        elif cfg.objective == "entropy":
             loss = entropy_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator))
+            probe = loss
+        else:
+            loss = feature_alignment_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator),
+                                          state.moments, self._reference("feature_mean").to(self.device),
+                                          self._reference("feature_cov").to(self.device))
             probe = loss
         value = float(probe.detach())  # one host sync per step: the health check and the report need it
         if math.isfinite(value):
@@ -419,23 +497,32 @@ class TestTimeAdapter:
         return value
 
     @torch.no_grad()
+    def _rotation_probe(self, x: torch.Tensor) -> float:
+        rotated, labels = plain_rotations(x)
+        return float(F.cross_entropy(self.model.rotation_logits(rotated), labels))
+
+    @torch.no_grad()
     def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...]):
+        """Detections, class probabilities, the rotation loss of the predicting weights (nan when not
+        measured) and, for feature alignment, the frame's pooled features."""
         cfg, model = self._config, self.model
         loss_after = math.nan
         if cfg.measure_ssl_loss:
             rotated, labels = plain_rotations(x)
             features = model.extractor(rotated)  # rotation 0 is the frame itself
-            output = model.main_head(features[:1])
             loss_after = float(F.cross_entropy(model.ssl_head(features), labels))
+            features = features[:1]
         else:
-            output = model(x[None])
+            features = model.extractor(x[None])
+        output = model.main_head(features)
+        pooled = features.mean(dim=(2, 3)) if cfg.objective == "features" else None
         if model.config.task == "classifier":
             probs = torch.softmax(output[0].float(), dim=0).cpu().numpy()
             height, width = image_shape[:2]
             box = np.array([[0, 0, width, height]], np.float32)
             cls = int(np.argmax(probs))
             detections = Detections(box, np.array([probs[cls]], np.float32), np.array([cls]), probs[None])
-            return detections, probs, loss_after
+            return detections, probs, loss_after, pooled
         stride = model.config.output_stride
         detections = decode_detections(output["heatmap"][0], output["box"][0], stride, cfg.score_threshold,
                                        cfg.max_detections)
@@ -444,7 +531,7 @@ class TestTimeAdapter:
             probs = detections.class_probs[int(np.argmax(detections.scores))]
         else:
             probs = frame_class_probs(output["heatmap"][0]).cpu().numpy()
-        return detections, probs, loss_after
+        return detections, probs, loss_after, pooled
 
     def calibrate(self, repeats: int = 3) -> dict[str, float]:
         """Measure step and prediction times on a grey frame; weights and streams are left as they were."""
@@ -453,6 +540,7 @@ class TestTimeAdapter:
             frame = np.full((size, size, 3), 127, np.uint8)
             x = to_model_input(frame, self.model.config, self.device)
             saved = self._snapshot()
+            state = StreamState(moments=self._new_moments())  # a throwaway stream
             generator_state = self._generator.get_state()
             try:
                 # The first step and prediction of a fresh model pay one-off costs (allocations, kernel
@@ -461,14 +549,14 @@ class TestTimeAdapter:
                 measured, self.timings = self.timings, DurationEstimator()
                 try:
                     if cfg.max_steps:
-                        self._step(x)
+                        self._step(x, state)
                     self._predict(x, frame.shape)
                     synchronize(self.device)
                 finally:
                     self.timings = measured
                 for _ in range(repeats):
                     if cfg.max_steps:
-                        self._step(x)
+                        self._step(x, state)
                     began = self.clock()
                     self._predict(x, frame.shape)
                     synchronize(self.device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 MODES = ("off", "reset", "online")
-OBJECTIVES = ("rotation", "entropy")
+OBJECTIVES = ("rotation", "entropy", "features")
 PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
 STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
@@ -32,6 +32,8 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "health_sigma": 4.0,
     "health_patience": 5,
     "min_ssl_loss": 0.0,
+    "min_ssl_loss_ratio": 0.0,
+    "adapt_after_publish": False,
     "seed": 0,
 })
 # The node's (and the demo's) deadline per frame: a camera at 10 Hz.

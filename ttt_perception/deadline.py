@@ -44,23 +44,24 @@ class DurationEstimator:
 
 
 class FrameDeadline:
-    """The decisions for one frame: may it adapt, and may it take one more step?
+    """Does more work still end by ``limit``: ``steps`` more steps and, when still to come, the prediction?
 
     Unknown durations count as zero: the first frame takes a step and so measures it.
     """
 
-    def __init__(self, now: float, arrival: float, budget_s: float, predict_s: float | None, step_s: float | None):
-        self.deadline = arrival + budget_s if budget_s > 0 else math.inf
-        self.now = now
-        self.predict_s = predict_s or 0.0
+    def __init__(self, limit: float, step_s: float | None, predict_s: float | None = None):
+        self.limit = limit
         self.step_s = step_s or 0.0
+        self.predict_s = predict_s or 0.0
 
-    def late(self) -> bool:
-        """Even the prediction alone would finish after the deadline."""
-        return self.now + self.predict_s > self.deadline
+    @classmethod
+    def for_frame(cls, arrival: float, budget_s: float, step_s: float | None,
+                  predict_s: float | None) -> "FrameDeadline":
+        """Steps before the prediction, which must be out ``budget_s`` after arrival (0: no deadline)."""
+        return cls(arrival + budget_s if budget_s > 0 else math.inf, step_s, predict_s)
 
     def fits(self, now: float, steps: int) -> bool:
-        return now + steps * self.step_s + self.predict_s <= self.deadline
+        return now + steps * self.step_s + self.predict_s <= self.limit
 
     def met(self, finished: float) -> bool:
-        return finished <= self.deadline
+        return finished <= self.limit

@@ -1,4 +1,5 @@
-"""Self-supervised objectives computed on one frame: rotation prediction (TTT) and entropy (Tent)."""
+"""Self-supervised objectives computed on one frame: rotation prediction (TTT), entropy (Tent) and
+feature alignment (TTT++ / TTAC: the stream's feature statistics pulled toward the clean ones)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def entropy_loss(model: YNet, images: torch.Tensor) -> torch.Tensor:
 def adaptable_parameters(model: YNet, objective: str, which: str = "auto") -> dict[str, nn.Parameter]:
     """Parameters a test-time step may change; heads stay fixed except norm affines under Tent."""
     if which == "auto":
-        which = "extractor" if objective == "rotation" else "norm"
+        which = "norm" if objective == "entropy" else "extractor"
     if which == "extractor":
         return {f"extractor.{n}": p for n, p in model.extractor.named_parameters()}
     if which == "stem":  # the first convolution and its norm: where pixel-level corruptions act
@@ -88,3 +89,35 @@ def adaptable_parameters(model: YNet, objective: str, which: str = "auto") -> di
                         chosen[f"{prefix}.{module_name}.{param_name}"] = param
         return chosen
     raise ValueError(f"parameters must be one of {PARAMETER_SETS}, got {which!r}")
+
+
+class FeatureMoments:
+    """A stream's running mean and covariance of pooled extractor features (per frame, exponential).
+
+    Starts at the clean statistics, so the first frames of a stream are not pulled toward themselves.
+    """
+
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor, rate: float = 0.1):
+        self.mean, self.cov, self.rate = mean.clone(), cov.clone(), rate
+
+    def blended(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running moments with this frame's features (B, C) mixed in at ``rate``; differentiable in them."""
+        frame_mean = features.mean(0)
+        centred = features - self.mean
+        frame_cov = centred.T @ centred / len(features)
+        return ((1 - self.rate) * self.mean + self.rate * frame_mean,
+                (1 - self.rate) * self.cov + self.rate * frame_cov)
+
+    def update(self, features: torch.Tensor) -> None:
+        """Mix in one frame's pooled features (1, C) once it has been processed."""
+        self.mean, self.cov = self.blended(features.detach())
+
+
+def feature_alignment_loss(model: YNet, images: torch.Tensor, moments: FeatureMoments,
+                           source_mean: torch.Tensor, source_cov: torch.Tensor) -> torch.Tensor:
+    """Distance of the stream's feature moments (this frame's copies mixed in) from the clean ones:
+    squared mean gap over C plus squared covariance gap over C squared (C feature channels)."""
+    features = model.extractor(images).mean(dim=(2, 3))
+    mean, cov = moments.blended(features)
+    channels = features.shape[1]
+    return (mean - source_mean).pow(2).sum() / channels + (cov - source_cov).pow(2).sum() / channels**2

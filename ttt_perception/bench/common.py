@@ -92,6 +92,23 @@ def set_up(args) -> torch.device:
     return resolve_device(args.device)
 
 
+def parse_severities(text: str | None, default) -> tuple[int, ...]:
+    """'5', '1-5' or '1,3,5' -> sorted unique severities in 1..5."""
+    if not text:
+        return tuple(default)
+    chosen = set()
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = (int(v) for v in part.split("-", 1))
+            chosen.update(range(low, high + 1))
+        elif part:
+            chosen.add(int(part))
+    if not chosen or not all(1 <= s <= 5 for s in chosen):
+        raise ValueError(f"severities must be in 1..5, got {text!r}")
+    return tuple(sorted(chosen))
+
+
 def run_record(args, device: torch.device, profile: str) -> dict:
     """What every JSON carries: the command, profile, seed, machine and when it ran."""
     return {"command": "ttt-perception " + " ".join(sys.argv[1:]) if sys.argv else "",

@@ -22,14 +22,15 @@ from .common import results_dir
 TASKS = ("classifier", "detector")
 # Detections are scored by mAP, which wants the low-confidence tail too; adaptation does not use it.
 DETECTION_SCORE_THRESHOLD = 0.05
-TENT_LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 SOURCE_ONLY = "source-only"
 JOINT = "joint training (off)"
 TENT = "Tent (entropy, norm affine, online)"
+FEATURES = "feature alignment (online)"
 TTT_RESET = "TTT reset (paper)"
 TTT_ONLINE = "TTT online (paper)"
-TTT_DEFAULTS = "TTT online (real-time defaults)"
+TTT_DEFAULTS = "TTT online (node defaults)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Method:
     config: AdaptationConfig
     model: str = "joint"  # "joint": the jointly trained model; "source": the one trained without rotation loss
     note: str = ""
+    max_frames: int | None = None  # score only the first frames of each set (a costly per-frame method)
 
 
 def tent_config(learning_rate: float) -> AdaptationConfig:
@@ -45,16 +47,37 @@ def tent_config(learning_rate: float) -> AdaptationConfig:
     return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate)
 
 
-def standard_methods(tent_lr: float, with_source_only: bool = True) -> list[Method]:
-    methods = [
-        Method(SOURCE_ONLY, AdaptationConfig(mode="off"), "source", "trained with rotation_weight=0, plain inference"),
-        Method(JOINT, AdaptationConfig(mode="off"), note="main + rotation loss, plain inference"),
-        Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"),
-        Method(TTT_RESET, PAPER_RESET, note="SGD lr 0.001, 10 steps, 32 copies, weights restored after each frame"),
+def features_config(learning_rate: float) -> AdaptationConfig:
+    """Feature alignment (TTT++ / TTAC style): the extractor, online, 8 copies, 1 step, no gate."""
+    return AdaptationConfig(mode="online", objective="features", parameters="extractor",
+                            learning_rate=learning_rate, min_ssl_loss_ratio=0.0, adapt_after_publish=False)
+
+
+# The baselines whose learning rate is chosen on the val split (``chosen_lr``).
+LR_SEARCHES = {"tent": tent_config, "features": features_config}
+
+
+def standard_methods(tent_lr: float, features_lr: float | None = None, with_source_only: bool = False,
+                     reset_frames: int | None = None) -> list[Method]:
+    """The methods every accuracy benchmark compares. ``reset_frames``: TTT reset (10 steps of 32 copies a
+    frame) scores only the first frames of each set, beside mode off on the same frames."""
+    methods = [Method(SOURCE_ONLY, AdaptationConfig(mode="off"), "source",
+                      "trained with rotation_weight=0, plain inference")] if with_source_only else []
+    methods.append(Method(JOINT, AdaptationConfig(mode="off"), note="main + rotation loss, plain inference"))
+    if reset_frames:
+        methods.append(Method(f"{JOINT}, first {reset_frames}", AdaptationConfig(mode="off"),
+                              note="the frames TTT reset is scored on", max_frames=reset_frames))
+    methods.append(Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"))
+    if features_lr is not None:
+        methods.append(Method(FEATURES, features_config(features_lr), note=f"lr {features_lr:g} chosen on the val "
+                              "split; pooled extractor features pulled toward the clean statistics"))
+    methods += [
+        Method(TTT_RESET, PAPER_RESET, note="SGD lr 0.001, 10 steps, 32 copies, weights restored after each frame",
+               max_frames=reset_frames),
         Method(TTT_ONLINE, PAPER_ONLINE, note="SGD lr 0.001, 1 step, 32 copies, weights kept"),
-        Method(TTT_DEFAULTS, AdaptationConfig(), note="AdaptationConfig(): lr 1e-4, 1 step, 8 copies, weights kept"),
+        Method(TTT_DEFAULTS, AdaptationConfig(), note="AdaptationConfig(): the node's adaptation defaults"),
     ]
-    return methods if with_source_only else methods[1:]
+    return methods
 
 
 def for_task(config: AdaptationConfig, task: str, seed: int) -> AdaptationConfig:
@@ -155,11 +178,40 @@ def evaluate(model, method: Method, task: str, sets: dict[str, np.ndarray], trut
              seed: int, progress: bool = True) -> dict[str, dict]:
     """One method over every set; each set is its own stream starting from the method's source weights."""
     adapter = private_adapter(model, for_task(method.config, task, seed), device)
+    count = method.max_frames
+    if count is not None:
+        truth = truth[:count] if task == "classifier" else (truth[0][:count], truth[1][:count])
     per_set = {}
     for name, images in tqdm(sets.items(), desc=f"{task}: {method.name}", unit="set", disable=not progress):
         adapter.reset()
-        per_set[name] = score_stream(adapter, images, truth, task, stream=name)
+        per_set[name] = score_stream(adapter, images[:count], truth, task, stream=name)
     return per_set
+
+
+def _evaluate_job(job: tuple) -> dict[str, dict]:
+    model, method, task, sets, truth, device, seed, threads = job
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return evaluate(model, method, task, sets, truth, device, seed, progress=False)
+
+
+def evaluate_methods(model, methods: list[Method], task: str, sets: dict[str, np.ndarray], truth, device: torch.device,
+                     seed: int, jobs: int = 1, threads: int = 1, models: dict | None = None) -> dict[str, dict]:
+    """``evaluate`` for each method: {method name: per-set records}; on a CPU in ``jobs`` processes.
+
+    ``models`` maps a method's ``model`` field to another model than ``model`` (the source-only one).
+    """
+    work = [((models or {}).get(m.model, model), m, task, sets, truth, device, seed, threads) for m in methods]
+    if jobs > 1 and device.type == "cpu":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix reliably
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            done = list(pool.map(_evaluate_job, work))
+    else:
+        done = [_evaluate_job(job) for job in tqdm(work, desc=f"{task}: methods", unit="method")]
+    return {m.name: per_set for m, per_set in zip(methods, done)}
 
 
 def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions=CORRUPTIONS) -> float:
@@ -167,27 +219,25 @@ def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions
     return float(np.mean([per_set[set_key(c, severity)][key] for c in corruptions]))
 
 
-def choose_tent_lr(model, task: str, frames: int, size: int, severities, seed: int, device: torch.device,
-                   grid=TENT_LR_GRID, progress: bool = True) -> dict:
-    """Tent's learning rate, chosen on the val split (disjoint digits and backgrounds from test).
-
-    Criterion: mean quality over the 15 corruptions at the given severities. Returns the choice and
-    every candidate's val number.
-    """
+def choose_lr(search: str, model, task: str, frames: int, size: int, severities, seed: int, device: torch.device,
+              grid=LR_GRID, progress: bool = True) -> dict:
+    """A baseline's learning rate (``LR_SEARCHES``), chosen on the val split (disjoint digits and
+    backgrounds from test). Criterion: mean quality over the 15 corruptions at the given severities.
+    Returns the choice and every candidate's val number."""
     data = make_frames(task, "val", frames, size, seed + 1)
     sets = corrupted_sets(data.images, severities, seed, progress=False)
     sets.pop("clean")
     truth = truth_of(data, task)
     candidates = {}
     for lr in grid:
-        per_set = evaluate(model, Method(TENT, tent_config(lr)), task, sets, truth, device, seed, progress)
+        per_set = evaluate(model, Method(search, LR_SEARCHES[search](lr)), task, sets, truth, device, seed, progress)
         candidates[f"{lr:g}"] = float(np.mean([mean_quality(per_set, task, s) for s in severities]))
     pick = (max if higher_is_better(task) else min)(candidates, key=candidates.get)
     return {"chosen_lr": float(pick), "criterion": f"mean val {quality_name(task)} over the 15 corruptions at "
             f"severities {list(severities)}, {frames} val frames per set", "val": candidates}
 
 
-TENT_SELECTION = {"classifier": {"frames": 32, "severities": (5,)}, "detector": {"frames": 8, "severities": (5,)}}
+LR_SELECTION = {"classifier": {"frames": 200, "severities": (5,)}, "detector": {"frames": 60, "severities": (5,)}}
 
 
 def _default_model_digest(task: str) -> str:
@@ -198,25 +248,27 @@ def _default_model_digest(task: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
-def tent_lr_for(task: str, model, seed: int, device, user_model: bool = False) -> dict:
-    """Tent's learning rate for ``task``, chosen on the val split and shared by every benchmark.
+def chosen_lr(search: str, task: str, model, seed: int, device, user_model: bool = False) -> dict:
+    """A baseline's learning rate for ``task`` (``LR_SEARCHES``), chosen on the val split and shared by
+    every benchmark.
 
-    For the default models the choice is kept in ``results/tent_lr_TASK.json`` (made on first use), so
-    accuracy, gradual and realtime all use the same one; a user's model gets its own search, not kept.
+    For the default models the choice is kept in ``results/SEARCH_lr_TASK.json`` (made on first use),
+    so accuracy, gradual and realtime all use the same one; a user's model gets its own search, not kept.
     """
-    path = results_dir() / f"tent_lr_{task}.json"
+    path = results_dir() / f"{search}_lr_{task}.json"
+    settings = LR_SELECTION[task]
     if not user_model and path.is_file():
         try:
             cached = json.loads(path.read_text())
-            if (cached.get("seed") == seed and cached.get("grid") == [float(v) for v in TENT_LR_GRID]
+            if (cached.get("seed") == seed and cached.get("grid") == [float(v) for v in LR_GRID]
+                    and cached.get("frames") == settings["frames"]
                     and cached.get("model_sha256") == _default_model_digest(task)):
                 return {**cached, "source": str(path)}
         except (ValueError, OSError):
             pass
-    settings = TENT_SELECTION[task]
-    choice = choose_tent_lr(model, task, settings["frames"], model.config.input_size, settings["severities"], seed,
-                            device)
-    choice.update(seed=seed, grid=[float(v) for v in TENT_LR_GRID],
+    choice = choose_lr(search, model, task, settings["frames"], model.config.input_size, settings["severities"], seed,
+                       device)
+    choice.update(seed=seed, grid=[float(v) for v in LR_GRID], frames=settings["frames"],
                   model_sha256=None if user_model else _default_model_digest(task))
     if not user_model:
         path.write_text(json.dumps(choice, indent=2))

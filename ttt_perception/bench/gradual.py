@@ -16,14 +16,14 @@ from tqdm import tqdm
 
 from ..corruptions import CORRUPTIONS, corrupt_batch
 from .common import (add_common_arguments, format_table, load_model, print_targets, results_dir, run_record, set_up,
-                     source_only_model, target, write_json)
-from .evaluation import (JOINT, SOURCE_ONLY, TENT, TTT_DEFAULTS, TTT_ONLINE, TTT_RESET, for_task, make_frames,
-                         private_adapter, score_stream, standard_methods, tent_lr_for)
+                     target, write_json)
+from .evaluation import (JOINT, TENT, TTT_DEFAULTS, TTT_ONLINE, TTT_RESET, for_task, make_frames,
+                         private_adapter, score_stream, standard_methods, chosen_lr)
 
 SCHEDULE = (1, 2, 3, 4, 5, 4, 3, 2, 1)
 PROFILES = {
-    "quick": {"segment": 20, "methods": (SOURCE_ONLY, JOINT, TENT, TTT_ONLINE, TTT_DEFAULTS)},
-    "full": {"segment": 200, "methods": (SOURCE_ONLY, JOINT, TENT, TTT_RESET, TTT_ONLINE, TTT_DEFAULTS)},
+    "quick": {"segment": 20, "methods": (JOINT, TENT, TTT_ONLINE, TTT_DEFAULTS)},
+    "full": {"segment": 200, "methods": (JOINT, TENT, TTT_RESET, TTT_ONLINE, TTT_DEFAULTS)},
 }
 
 
@@ -93,17 +93,14 @@ def main(args) -> int:
     task = "classifier"
     model, description = load_model(task, args.model, device)
     size = model.config.input_size
-    tent = tent_lr_for(task, model, args.seed, device, user_model=args.model is not None)
-    methods = [m for m in standard_methods(tent["chosen_lr"], with_source_only=args.model is None)
-               if m.name in settings["methods"]]
-    source = source_only_model(task, device) if args.model is None else None
+    tent = chosen_lr("tent", task, model, args.seed, device, user_model=args.model is not None)
+    methods = [m for m in standard_methods(tent["chosen_lr"]) if m.name in settings["methods"]]
     data = make_frames(task, "test", segment * len(SCHEDULE), size, args.seed + 1)
     streams = {c: gradual_stream(data.images, c, SCHEDULE, segment, args.seed)
                for c in tqdm(CORRUPTIONS, desc="corrupting", unit="stream")}
     results = {}
     for method in methods:
-        adapter = private_adapter(source if method.model == "source" else model,
-                                  for_task(method.config, task, args.seed), device)
+        adapter = private_adapter(model, for_task(method.config, task, args.seed), device)
         segments = {}
         for corruption, images in tqdm(streams.items(), desc=method.name, unit="stream"):
             adapter.reset()

@@ -50,21 +50,31 @@ def _targets(payload: dict) -> list[str]:
     return [f"- **{'PASS' if t['passed'] else 'MISS'}** {t['target']}: {t['detail']}" for t in payload.get("targets", [])]
 
 
+def _with_spread(value: float, spread: float | None) -> str:
+    return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
+
+
 def render_accuracy(name: str, payload: dict) -> list[str]:
     out = [f"### Accuracy under corruption: `{name}.json`", "", _provenance(payload), ""]
     severities = payload["severities"]
     top = max(severities)
+    seeds = payload.get("seeds", [payload.get("seed")])
     for task, summary in payload["summary"].items():
         block = payload["tasks"][task]
         key = "error" if task == "classifier" else "mAP"
         arrow = "lower is better" if key == "error" else "higher is better"
         out.append(f"**{task}**: {key} (%) on {block['frames_per_set']} {payload['split']} frames per set, "
-                   f"{arrow}; model: {block['model']}.")
+                   f"{arrow}; mean over seeds {seeds} (± the spread over seeds); model: {block['model']}.")
+        if "rotation_accuracy_clean" in block:
+            out.append(f"Rotation head accuracy on the clean frames (all four quarter turns): "
+                       f"{100 * block['rotation_accuracy_clean']:.1f}%.")
         out.append("")
         out.append(md_table(["method", f"clean {key}"] + [f"mean {key}, severity {s}" for s in severities]
                             + ["steps/frame", "ms/frame"],
-                            [[n, s["clean"], *[s["mean_by_severity"][str(v)] for v in severities], s["mean_steps"],
-                              s["ms_per_frame"]] for n, s in summary.items()]))
+                            [[n, s["clean"], *[_with_spread(s["mean_by_severity"][str(v)],
+                                                            s.get("spread_by_severity", {}).get(str(v)))
+                                               for v in severities], s["mean_steps"], s["ms_per_frame"]]
+                             for n, s in summary.items()]))
         out.append("")
         methods = list(summary)
         out.append(f"Per corruption at severity {top}:")
@@ -73,11 +83,15 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
                             [[c] + [block["results"][m][f"{c}/{top}"][key] for m in methods]
                              for c in payload["corruptions"]]))
         out.append("")
-        tent = block.get("tent_lr", {})
-        if tent:
-            val = ", ".join(f"{lr}: {v:.1f}" for lr, v in tent.get("val", {}).items()) or "none"
-            out.append(f"Tent's learning rate {tent['chosen_lr']:g}: {tent['criterion']}; val {key} per candidate: "
-                       f"{val}.")
+        for label, choice in (("Tent's", block.get("tent_lr")), ("Feature alignment's", block.get("features_lr"))):
+            if choice:
+                val = ", ".join(f"{lr}: {v:.1f}" for lr, v in choice.get("val", {}).items()) or "none"
+                out.append(f"{label} learning rate {choice['chosen_lr']:g}: {choice['criterion']}; val {key} per "
+                           f"candidate: {val}.")
+                out.append("")
+        if block.get("reset_frames"):
+            out.append(f"TTT reset (10 steps of 32 copies per frame) is scored on the first {block['reset_frames']} "
+                       f"frames of each set, beside mode off on the same frames.")
             out.append("")
     out += _targets(payload)
     out += ["", f"![accuracy per corruption](results/{name}.png)", ""]

@@ -1,37 +1,76 @@
-"""``bench tune``: choose the online learning rate on the val split (never on test frames).
+"""``bench tune``: choose adaptation settings on the val split (never on test frames).
 
-Each candidate runs TTT-Online (1 step, 8 copies) over a stream per set: clean and a few corruptions
-at severity 5, the same frames for every candidate, next to mode off.
+Each candidate is a set of ``AdaptationConfig`` values on top of the node's defaults (``--candidate
+learning_rate=1e-3,min_ssl_loss_ratio=1.3``; by default a learning-rate grid). Every candidate runs over
+one stream per set, clean and the 15 corruptions at severity 5, the same frames for every candidate,
+next to mode off. Printed and written: quality per set, the mean over the corruptions, the largest
+loss against off, the clean difference, steps per frame and the adapter's own overhead.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import torch
 
 from ..adapter import AdaptationConfig
-from ..choices import ADAPTATION_DEFAULTS, PARAMETER_SETS
+from ..corruptions import CORRUPTIONS
 from ..default_models import load_default_model
 from ..devices import resolve_device
 from .common import format_table, machine_description, write_json
-from .evaluation import Method, corrupted_sets, evaluate, make_frames, quality_name, truth_of
+from .evaluation import (Method, corrupted_sets, evaluate_methods, higher_is_better, make_frames, quality_name,
+                         set_key, truth_of)
 
-DEFAULT_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "fog", "contrast")
+DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3)
+
+
+def parse_candidate(text: str) -> dict:
+    """'learning_rate=1e-3,parameters=stem' -> AdaptationConfig values (typed like the fields)."""
+    fields = {f.name: f for f in dataclasses.fields(AdaptationConfig)}
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, raw = part.partition("=")
+        if name not in fields or not raw:
+            raise ValueError(f"candidate {text!r}: {part!r} is not NAME=VALUE of an AdaptationConfig field")
+        kind = type(getattr(AdaptationConfig(), name))
+        values[name] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+    AdaptationConfig(**values).validated()
+    return values
 
 
 def add_parser(kinds) -> None:
-    parser = kinds.add_parser("tune", help="online learning rate on the val split", description=__doc__)
+    parser = kinds.add_parser("tune", help="choose adaptation settings on the val split", description=__doc__)
     parser.add_argument("--task", choices=("detector", "classifier"), default="detector")
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 5e-3])
+    parser.add_argument("--candidate", action="append", type=parse_candidate, metavar="NAME=VALUE,...",
+                        help="AdaptationConfig values over the defaults (repeat for several; default: a "
+                             f"learning-rate grid {', '.join(f'{v:g}' for v in DEFAULT_LEARNING_RATES)})")
     parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
-    parser.add_argument("--corruptions", nargs="+", default=list(DEFAULT_CORRUPTIONS))
-    parser.add_argument("--parameters", choices=PARAMETER_SETS, default=ADAPTATION_DEFAULTS["parameters"],
-                        help="weights the steps change")
-    parser.add_argument("--min-ssl-loss", type=float, default=ADAPTATION_DEFAULTS["min_ssl_loss"],
-                        help="adapt only while the running source rotation loss is at least this (0: always)")
+    parser.add_argument("--corruptions", nargs="+", default=list(CORRUPTIONS))
+    parser.add_argument("--name", help="output file stem under results/ (default: tune_TASK)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (CPU), one candidate each")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.set_defaults(run=main)
+
+
+def _label(values: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) or "defaults"
+
+
+def summary_of(results: dict[str, dict[str, float]], task: str, corruptions) -> dict[str, dict]:
+    """Per method: mean over the corruptions, its change against off, the worst corruption, clean change."""
+    sign = 1.0 if higher_is_better(task) else -1.0
+    off = results["off"]
+    out = {}
+    for name, per_set in results.items():
+        gains = {c: sign * (per_set[set_key(c, 5)] - off[set_key(c, 5)]) for c in corruptions}
+        worst = min(gains, key=gains.get)
+        out[name] = {"mean": float(np.mean([per_set[set_key(c, 5)] for c in corruptions])),
+                     "mean_gain": float(np.mean(list(gains.values()))), "worst": worst,
+                     "worst_gain": gains[worst], "clean_gain": sign * (per_set["clean"] - off["clean"])}
+    return out
 
 
 def main(args) -> int:
@@ -40,31 +79,37 @@ def main(args) -> int:
     model = load_default_model(args.task, device)
     data = make_frames(args.task, "val", args.frames, model.config.input_size, args.seed)
     sets = corrupted_sets(data.images, [5], args.seed, corruptions=args.corruptions)
+    candidates = args.candidate or [{"learning_rate": lr} for lr in DEFAULT_LEARNING_RATES]
     methods = [Method("off", AdaptationConfig(mode="off"))]
-    methods += [Method(f"online lr {lr:g}", AdaptationConfig(mode="online", learning_rate=lr,
-                                                             parameters=args.parameters,
-                                                             min_ssl_loss=args.min_ssl_loss))
-                for lr in args.learning_rates]
+    methods += [Method(_label(values), dataclasses.replace(AdaptationConfig(), **values)) for values in candidates]
     key = quality_name(args.task)
-    runs = {m.name: evaluate(model, m, args.task, sets, truth_of(data, args.task), device, args.seed) for m in methods}
+    runs = evaluate_methods(model, methods, args.task, sets, truth_of(data, args.task), device, args.seed, args.jobs,
+                            args.threads)
     results = {name: {s: r[key] for s, r in per_set.items()} for name, per_set in runs.items()}
+    summary = summary_of(results, args.task, args.corruptions)
+    steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in runs.items()}
     overhead = {name: sum(r["overhead_percent"] * r["ms_per_frame"] for r in per_set.values())
                 / sum(r["ms_per_frame"] for r in per_set.values()) for name, per_set in runs.items()}
     names = list(sets)
-    print(format_table(["method", *names, "ms/frame", "adapter overhead %"],
-                       [[m, *[results[m][s] for s in names],
-                         sum(r["ms_per_frame"] for r in runs[m].values()) / len(names), overhead[m]] for m in results]))
-    steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in runs.items()}
-    source_loss = {s: r["ssl_loss"] for s, r in runs["off"].items()}  # what min_ssl_loss is compared with
+    print(format_table(["method", *names], [[m, *[results[m][s] for s in names]] for m in results]))
+    print(format_table(["method", f"mean {key} (15)", "gain vs off", "worst corruption", "its gain", "clean gain",
+                        "steps/frame", "ms/frame", "overhead %"],
+                       [[m, s["mean"], s["mean_gain"], s["worst"], s["worst_gain"], s["clean_gain"],
+                         float(np.mean(list(steps[m].values()))),
+                         float(np.mean([r["ms_per_frame"] for r in runs[m].values()])), overhead[m]]
+                        for m, s in summary.items()]))
+    source_loss = {s: r["ssl_loss"] for s, r in runs["off"].items()}  # the source weights' rotation loss
     print("mean source rotation loss per set: " + ", ".join(f"{s} {v:.2f}" for s, v in source_loss.items()))
-    suffix = ("" if args.parameters == "auto" else f"_{args.parameters}") + \
-        (f"_gate{args.min_ssl_loss:g}" if args.min_ssl_loss else "")
-    path = write_json(f"tune_{args.task}{suffix}", {
-        "command": f"ttt-perception bench tune --task {args.task} --parameters {args.parameters} "
-                   f"--min-ssl-loss {args.min_ssl_loss:g}",
-        "parameters": args.parameters, "min_ssl_loss": args.min_ssl_loss, "split": "val", "quality": key,
-        "frames_per_set": args.frames, "seed": args.seed, "machine": machine_description(device),
-        "results": results, "mean_steps": steps, "source_rotation_loss": source_loss,
+    name = args.name or f"tune_{args.task}"
+    path = write_json(name, {
+        "command": "ttt-perception bench tune " + " ".join(
+            [f"--task {args.task}", f"--frames {args.frames}"] + [f"--candidate {_label(c).replace(', ', ',')}"
+                                                                  for c in candidates]),
+        "split": "val", "quality": key, "frames_per_set": args.frames, "seed": args.seed,
+        "machine": machine_description(device), "defaults": dataclasses.asdict(AdaptationConfig()),
+        "candidates": {_label(c): c for c in candidates}, "results": results, "summary": summary,
+        "mean_steps": steps, "source_rotation_loss": source_loss,
+        "reference_ssl_loss": (getattr(model, "reference_stats", None) or {}).get("ssl_loss"),
         "adapter_overhead_percent": overhead})
     print(f"{key} per set (val split, severity 5); wrote {path}")
     return 0

@@ -80,11 +80,13 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   choices=MODES, adapter_field="mode"),
     ParameterSpec("adaptation.objective", DEFAULT["objective"],
                   "Self-supervised objective: rotation (TTT, extractor "
-                  "weights) or entropy (Tent, normalisation affine parameters).", LIVE, choices=OBJECTIVES,
+                  "weights), entropy (Tent, normalisation affine parameters) or features (feature alignment: "
+                  "the camera's running feature statistics pulled toward the clean ones stored in the "
+                  "checkpoint; extractor weights).", LIVE, choices=OBJECTIVES,
                   adapter_field="objective"),
     ParameterSpec("adaptation.parameters", DEFAULT["parameters"],
-                  "Weights the steps change: auto (extractor for rotation, "
-                  "norm for entropy), extractor, stem (first convolution and its norm: the noisy-camera "
+                  "Weights the steps change: auto (norm for entropy, else "
+                  "the extractor), extractor, stem (first convolution and its norm: the noisy-camera "
                   "profile, docs/adaptation.md) or norm (GroupNorm affines). A change returns every camera to the source "
                   "weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
     ParameterSpec("adaptation.max_steps", DEFAULT["max_steps"],
