@@ -280,3 +280,70 @@ def test_rotation_error_counts_the_four_rotations_of_each_frame():
     value = rotation_error(model, tensors["images"])
     assert 0.0 <= value <= 100.0
     assert (value * 12 / 100.0) == pytest.approx(round(value * 12 / 100.0))  # a whole number of the 12 rotations
+
+
+# ---- choices on val and the targets ---------------------------------------------------------------
+
+
+def test_tune_candidates_are_typed_like_the_config_and_checked():
+    from ttt_perception.bench.tune import parse_candidate
+
+    values = parse_candidate("learning_rate=1e-3,min_ssl_loss_ratio=1.3,adapt_after_publish=true,max_steps=2")
+    assert values == {"learning_rate": 1e-3, "min_ssl_loss_ratio": 1.3, "adapt_after_publish": True, "max_steps": 2}
+    assert parse_candidate("parameters=stem,adapt_after_publish=false") == {"parameters": "stem",
+                                                                           "adapt_after_publish": False}
+    for bad in ("learning_rate", "no_such=1", "learning_rate=-1", "mode=sometimes"):
+        with pytest.raises(ValueError):
+            parse_candidate(bad)
+
+
+def test_tune_summary_reports_the_worst_corruption_against_off():
+    from ttt_perception.bench.tune import summary_of
+
+    results = {"off": {"clean": 90.0, "fog/5": 80.0, "contrast/5": 50.0},
+               "a": {"clean": 89.0, "fog/5": 78.0, "contrast/5": 60.0}}
+    summary = summary_of(results, "detector", ("fog", "contrast"))
+    assert summary["a"]["worst"] == "fog" and summary["a"]["worst_gain"] == pytest.approx(-2.0)
+    assert summary["a"]["mean_gain"] == pytest.approx(4.0) and summary["a"]["clean_gain"] == pytest.approx(-1.0)
+    errors = summary_of({"off": {"clean": 5.0, "fog/5": 20.0}, "b": {"clean": 4.0, "fog/5": 25.0}}, "classifier",
+                        ("fog",))
+    assert errors["b"]["worst_gain"] == pytest.approx(-5.0) and errors["b"]["clean_gain"] == pytest.approx(1.0)
+
+
+def _summary_block(off, defaults, online=None, reset=None, rotation=0.9):
+    from ttt_perception.corruptions import CORRUPTIONS
+
+    methods = {"joint training (off)": off, "TTT online (node defaults)": defaults}
+    if online is not None:
+        methods["TTT online (paper)"] = online
+    if reset is not None:
+        methods["TTT reset (paper)"] = reset
+        methods["joint training (off), first 100"] = off
+    results = {n: {"clean": {"error": v, "mAP": v}, **{f"{c}/5": {"error": v, "mAP": v} for c in CORRUPTIONS}}
+               for n, v in methods.items()}
+    summary = {n: {"clean": v, "mean_by_severity": {"5": v}} for n, v in methods.items()}
+    return {"results": results, "rotation_accuracy_clean": rotation}, summary
+
+
+def test_accuracy_targets_follow_the_issue():
+    from ttt_perception.bench.accuracy import targets_for
+
+    cls_block, cls_summary = _summary_block(off=50.0, defaults=40.0, online=34.0, reset=49.0)
+    det_block, det_summary = _summary_block(off=50.0, defaults=56.0, rotation=0.8)
+    payload = {"tasks": {"classifier": cls_block, "detector": det_block},
+               "summary": {"classifier": cls_summary, "detector": det_summary}}
+    verdicts = {t["target"]: t["passed"] for t in targets_for(payload, 5)}
+    assert verdicts["classifier: rotation head accuracy on clean frames >= 85%"]
+    assert not verdicts["detector: rotation head accuracy on clean frames >= 85%"]
+    assert verdicts["classifier: TTT online (paper) mean error >= 30% lower than off (severity 5)"]  # 32% lower
+    assert verdicts["classifier: TTT online (node defaults) mean error >= 15% lower than off (severity 5)"]
+    assert verdicts["detector: TTT online (node defaults) mean mAP >= 10% higher than off (severity 5)"]  # 12%
+    assert verdicts["classifier: TTT reset (paper) mean error below off (severity 5, the same frames)"]
+    assert verdicts["classifier: TTT online (node defaults) clean error within 0.5 point of off"]
+    assert verdicts["classifier: TTT online (node defaults) no corruption more than 1 point worse than off"]
+
+    cls_block["results"]["TTT online (node defaults)"]["fog/5"]["error"] = 51.5  # 1.5 points worse on fog
+    cls_summary["TTT online (node defaults)"]["clean"] = 50.6
+    verdicts = {t["target"]: t["passed"] for t in targets_for(payload, 5)}
+    assert not verdicts["classifier: TTT online (node defaults) no corruption more than 1 point worse than off"]
+    assert not verdicts["classifier: TTT online (node defaults) clean error within 0.5 point of off"]
