@@ -152,3 +152,57 @@ def _report(msg):
     from ttt_perception.ros.uncertainty_message import parse_uncertainty
 
     return parse_uncertainty(msg)
+
+
+# vision_msgs 4.1's Detection2DArray as a ROS installation builds it (RIHS01, REP 2016): the hash in
+# the generated detection2_d_array__description.c of a Jazzy build of ros-perception/vision_msgs
+VISION_MSGS_DETECTION2DARRAY_HASH = ("RIHS01_214274120007f4a683866481336b7031"
+                                     "0268cfa107aebe9d594a6acf75bda968")
+
+
+def test_detections_are_vision_msgs_with_the_type_hash_of_a_ros_installation(probe, model):
+    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installed (make venv builds it "
+                        "where cmake and a C++ compiler exist)")
+    namespace, name = "/routes_vision", "/routes_vision/ttt_perception"
+    node = NodeProcess({"model.path": str(model), **FAST_PARAMETERS}, namespace=namespace).start()
+    try:
+        probe.wait_active(name, node)
+        outputs = probe.subscribe_outputs(namespace)
+        answer = probe.exchange(probe.publisher(f"{namespace}/image"), lambda i: frame(i, "vision_cam"),
+                                outputs)
+        msg = outputs["detections"][-1]
+        assert type(msg).__module__.startswith("vision_msgs.msg")
+        assert answer["detections"]["frame_id"] == "vision_cam" and answer["detections"]["detections"]
+        (info,) = probe.node.get_publishers_info_by_topic(f"{namespace}/detections")
+        assert info.topic_type == "vision_msgs/msg/Detection2DArray"
+        assert str(info.topic_type_hash) == VISION_MSGS_DETECTION2DARRAY_HASH
+        assert "vision_msgs/msg/Detection2DArray" in node.log()
+    finally:
+        node.stop()
+
+
+def test_without_vision_msgs_the_node_publishes_the_json_fallback(probe, model, tmp_path):
+    """A node process in which vision_msgs cannot be imported (as on a machine without it)."""
+    from std_msgs.msg import String
+
+    from ttt_perception.ros.detection_message import FALLBACK_SCHEMA, parse_json_detections
+
+    hidden = tmp_path / "hide" / "vision_msgs"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('vision_msgs hidden by the test')\n")
+    namespace, name = "/routes_json", "/routes_json/ttt_perception"
+    node = NodeProcess({"model.path": str(model), **FAST_PARAMETERS}, namespace=namespace,
+                       env={"PYTHONPATH": str(hidden.parent)}).start()
+    try:
+        probe.wait_active(name, node)
+        detections = probe.subscribe(f"{namespace}/detections", String)
+        publisher = probe.publisher(f"{namespace}/image")
+        probe.spin_until(lambda: detections, every=lambda: publisher.publish(frame(1, "json_cam")),
+                         what="a JSON detections message")
+        document = parse_json_detections(detections[0].data)
+        assert document["schema"] == FALLBACK_SCHEMA and document["header"]["frame_id"] == "json_cam"
+        (info,) = probe.node.get_publishers_info_by_topic(f"{namespace}/detections")
+        assert info.topic_type == "std_msgs/msg/String"
+        assert "vision_msgs is not installed" in node.log()
+    finally:
+        node.stop()

@@ -3,7 +3,7 @@
 The one way the demo, the benchmarks and the tests start a node. The child inherits the environment
 (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION), so it lives in the same ROS graph
 as its parent. Parameters are passed as ``--ros-args -p`` (after ``--params-file``, so they win);
-``ros_args`` adds arguments as typed on a command line; ``torch_threads`` sets the node's parameter
+``ros_args`` adds arguments as typed on a command line, ``env`` variables; ``torch_threads`` sets the node's parameter
 ``model.threads`` (the environment's thread settings are left alone, as ``ros2 launch`` leaves them). The node logs to stdout only (no ROS log files),
 which goes to ``log_path``; without one, to a temporary file removed at ``stop()`` unless
 TTT_KEEP_NODE_LOGS is set.
@@ -47,11 +47,13 @@ class NodeProcess:
     def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
                  node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
                  torch_threads: Optional[int] = None, params_file: Optional[str] = None,
-                 large_image_profile: bool = True, ros_args: Sequence[str] = ()):
+                 large_image_profile: bool = True, ros_args: Sequence[str] = (),
+                 env: Optional[Dict[str, str]] = None):
         self.parameters = dict(parameters or {})
         if torch_threads is not None:
             self.parameters["model.threads"] = int(torch_threads)
         self.ros_args = list(ros_args)
+        self.env = dict(env or {})  # on top of this process's environment
         if use_sim_time:
             self.parameters["use_sim_time"] = True
         self.namespace = namespace
@@ -81,7 +83,7 @@ class NodeProcess:
     def start(self) -> "NodeProcess":
         from ..ros.dds_profile import use_large_image_profile
 
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         if self.large_image_profile:
             use_large_image_profile(env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
