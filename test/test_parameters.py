@@ -1,5 +1,7 @@
 """Parameter specs, whole-set validation, and their rclpy declarations."""
 
+from contextlib import contextmanager
+
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
@@ -110,45 +112,44 @@ def test_descriptors_carry_ranges_read_only_and_when_changes_apply():
     assert "off, reset, online" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).additional_constraints
 
 
-def _declared_node(context, overrides):
-    node = rclpy.create_node("param_decl_test", context=context, start_parameter_services=False,
-                             parameter_overrides=overrides)
-    return node, P.declare_parameters(node)
-
-
-@pytest.mark.ros
-def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
+@contextmanager
+def _declared_node(overrides):
+    """A real rclpy node with these overrides (as a parameters file or -p gives them), declared."""
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node, (values, problems) = _declared_node(context, [
-            Parameter("adaptation.mode", value="reset"),
-            Parameter("adaptation.max_steps", value=500),  # out of range
-            Parameter("adaptation.batch_size", value=2.5),  # a double for an integer parameter
-            Parameter("deadline.budget_ms", value=40),  # an integer for a double parameter
-        ])
-        assert values["adaptation.mode"] == "reset"
-        assert values["adaptation.max_steps"] == 1 and values["adaptation.batch_size"] == 8
-        assert values["cameras"] == [""]
-        assert sorted(problems) == ["adaptation.batch_size", "adaptation.max_steps"]
-        assert "[0, 100]" in problems["adaptation.max_steps"] and "integer" in problems["adaptation.batch_size"]
-        assert P.validate(values) == []
+        node = rclpy.create_node("param_decl_test", context=context, start_parameter_services=False,
+                                 parameter_overrides=overrides)
+        yield node, P.declare_parameters(node)
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
 
 
 @pytest.mark.ros
+def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
+    with _declared_node([
+        Parameter("adaptation.mode", value="reset"),
+        Parameter("adaptation.max_steps", value=500),  # out of range
+        Parameter("adaptation.batch_size", value=2.5),  # a double for an integer parameter
+        Parameter("deadline.budget_ms", value=40),  # an integer for a double parameter
+    ]) as (node, (values, problems)):
+        assert values["adaptation.mode"] == "reset"
+        assert values["adaptation.max_steps"] == 1 and values["adaptation.batch_size"] == 8
+        assert values["cameras"] == [""]
+        assert sorted(problems) == ["adaptation.batch_size", "adaptation.max_steps"]
+        assert "[0, 100]" in problems["adaptation.max_steps"] and "integer" in problems["adaptation.batch_size"]
+        assert P.validate(values) == []
+
+
+@pytest.mark.ros
 def test_yaml_off_and_integer_doubles_are_declared_with_the_declared_type():
     """What a parameters file or `-p` gives for `adaptation.mode: off` and `deadline.budget_ms: 40`."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node, (values, problems) = _declared_node(context, [
-            Parameter("adaptation.mode", value=False),
-            Parameter("deadline.budget_ms", value=40),
-            Parameter("adaptation.min_ssl_loss", value=1),
-        ])
+    with _declared_node([
+        Parameter("adaptation.mode", value=False),
+        Parameter("deadline.budget_ms", value=40),
+        Parameter("adaptation.min_ssl_loss", value=1),
+    ]) as (node, (values, problems)):
         assert problems == {}
         assert values["adaptation.mode"] == "off"
         assert node.get_parameter("adaptation.mode").type_ == Parameter.Type.STRING
@@ -156,22 +157,13 @@ def test_yaml_off_and_integer_doubles_are_declared_with_the_declared_type():
         for name in ("deadline.budget_ms", "adaptation.min_ssl_loss"):
             assert node.get_parameter(name).type_ == Parameter.Type.DOUBLE
             assert node.describe_parameter(name).type == Parameter.Type.DOUBLE.value
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
 
 @pytest.mark.ros
 def test_true_is_no_mode_and_stays_refused():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node, (values, problems) = _declared_node(context, [Parameter("adaptation.mode", value=True)])
+    with _declared_node([Parameter("adaptation.mode", value=True)]) as (node, (values, problems)):
         assert values["adaptation.mode"] == "online"
         assert "true names no mode" in problems["adaptation.mode"]
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
 
 def test_normalise_turns_off_into_the_mode_and_integers_into_doubles():

@@ -483,6 +483,12 @@ def main(args) -> int:
     return 0
 
 
+def _usage_change(phase: dict, reference: str) -> str:
+    return (f"rss {phase[reference]['rss_mib']:.1f} -> {phase['end']['rss_mib']:.1f} MiB "
+            f"({phase['rss_growth_pct']:+.2f}%), threads {phase['threads_growth']:+d}, "
+            f"open files {phase['open_files_growth']:+d}")
+
+
 def summary(payload: dict) -> str:
     """The numbers docs/endurance.md quotes, one line each."""
     lines = []
@@ -490,9 +496,7 @@ def summary(payload: dict) -> str:
         s = payload["soak"]
         lines.append(f"soak: {s['sent']} frames from {s['cameras']} cameras at {s['rate_hz_per_camera']:g} Hz "
                      f"in {s['wall_s'] / 60:.1f} min: {s['answered']} answered, {s['node_dropped']} dropped, "
-                     f"{s['lost']} lost; rss {s['warm']['rss_mib']:.1f} -> {s['end']['rss_mib']:.1f} MiB "
-                     f"({s['rss_growth_pct']:+.2f}%), threads {s['threads_growth']:+d}, "
-                     f"open files {s['open_files_growth']:+d}")
+                     f"{s['lost']} lost; {_usage_change(s, 'warm')}")
     if "fuzz" in payload:
         f = payload["fuzz"]
         lines.append(f"fuzz: {f['messages']} messages {f['by_kind']}: {f['rejected']} rejected, "
@@ -502,9 +506,8 @@ def summary(payload: dict) -> str:
     if "lifecycle" in payload:
         c = payload["lifecycle"]
         lines.append(f"lifecycle: {c['cycles']} cycles, all ok {c['all_ok']}, "
-                     f"{c['cycles_with_an_answer']} answered a frame; rss after cycle {c['reference_cycle']} "
-                     f"{c['reference']['rss_mib']:.1f} -> {c['end']['rss_mib']:.1f} MiB ({c['rss_growth_pct']:+.2f}%), "
-                     f"threads {c['threads_growth']:+d}, open files {c['open_files_growth']:+d}")
+                     f"{c['cycles_with_an_answer']} answered a frame; from cycle {c['reference_cycle']}: "
+                     f"{_usage_change(c, 'reference')}")
     if "recovery" in payload:
         r = payload["recovery"]
         k = r["collapse"]
