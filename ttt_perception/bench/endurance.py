@@ -14,8 +14,9 @@ Four phases, each against the real node in its own process over DDS (loopback, a
   frames must still be answered. ``crashes``: the node process died or the adapter raised.
 * lifecycle: ``--cycles`` configure/activate/(one frame)/deactivate/cleanup cycles through the
   lifecycle services; memory, threads and open files after each cleanup.
-* recovery: a static camera whose online state is driven to collapse (learning rate 1, 5 steps)
-  until the automatic reset fires, then the frames after it; and NaN/inf float frames, which the node
+* recovery: a static camera whose lens is covered (flat frames) while the online state is driven
+  to collapse on them (learning rate 1, 5 steps) until the automatic reset fires, then the scene
+  again with the defaults; and NaN/inf float frames, which the node
   rejects before the model. A non-finite state inside the adapter cannot be reached from any frame
   the node accepts, so the adapter's non-finite guard is exercised in this process: one weight of
   the online state is made NaN (what an overflow leaves) and the next frame must reset it.
@@ -348,6 +349,10 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
     probe = _Probe(namespace, 1)
     scene = rgb_to_image(make_detection_frames("test", 1, seed=3).images[0], "rgb8")
     scene.header.frame_id = "cam0"
+    # the lens covered: a flat frame, whose rotations are all alike (rotation loss ln 4 for any
+    # weights), adapted on with learning rate 1 so that the online state collapses too
+    covered = rgb_to_image(np.full((96, 96, 3), 128, np.uint8), "rgb8")
+    covered.header.frame_id = "cam0"
     phases: dict[str, list] = {"before": [], "collapse": [], "after": []}
     stamp = 1
     try:
@@ -357,7 +362,7 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
             stamp += 1
         _set_parameters(probe, node_name, {"adaptation.learning_rate": 1.0, "adaptation.max_steps": 5})
         for _ in range(40):
-            report = _lockstep(probe, scene, stamp)
+            report = _lockstep(probe, covered, stamp)
             stamp += 1
             phases["collapse"].append(report)
             if report and report.get("auto_reset"):
