@@ -12,15 +12,17 @@ export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_images.xml
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(FASTRTPS_DEFAULT_PROFILES_FILE)
 
-.PHONY: venv test test-fast lint demo bench clean
+.PHONY: venv test test-fast lint demo bench endurance clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py package.xml
+$(STAMP): requirements.txt setup.py package.xml $(wildcard interfaces/*.* interfaces/vision_msgs/*.* interfaces/vision_msgs/msg/*.msg)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	# vision_msgs into the venv where it does not import (docs/vision_msgs.md)
+	interfaces/build_into_venv.sh $(VENV)
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -44,6 +46,11 @@ bench: $(STAMP)
 	$(VENV)/bin/ttt-perception bench realtime --quick
 	$(VENV)/bin/ttt-perception bench correlation --quick
 	$(VENV)/bin/ttt-perception bench report
+
+# The node for about 40 minutes: a 30,000-frame soak, 1,000 fuzzed messages, 50 lifecycle cycles and
+# the automatic reset; results/endurance.json and the summary docs/endurance.md quotes.
+endurance: $(STAMP)
+	$(VENV)/bin/ttt-perception bench endurance
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import rclpy
@@ -30,6 +30,7 @@ from ttt_perception.ros.diagnostics import level_value
 from ttt_perception.ros.image_conversion import rgb_to_image
 from ttt_perception.ros.uncertainty_message import parse_uncertainty
 
+REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = float(os.environ.get("TTT_TEST_TIMEOUT", "60"))
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -44,6 +45,24 @@ FAST_PARAMETERS = {
     "detection.score_threshold": 0.0,
     "detection.max_detections": 5,
 }
+
+
+def colcon_install(workspace: Path) -> Path:
+    """This repository built with colcon in ``workspace`` (as a user's workspace would); its install prefix."""
+    import shutil
+    import subprocess
+    import sys
+
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
+    assert colcon is not None, "colcon is not installed (make test installs colcon-common-extensions)"
+    ignored = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__pycache__", "*.egg-info",
+                                     ".pytest_cache", "results", "*.mcap", "*.db3")
+    shutil.copytree(REPO, workspace / "src" / "ttt_perception", ignore=ignored)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([colcon, "build", "--event-handlers", "console_direct-"], cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return workspace / "install" / "ttt_perception"
 
 
 def make_tiny_detector(path: Path) -> Path:

@@ -28,3 +28,29 @@ def test_calibrate_discards_the_warm_up_step():
     adapter._step = slow_first_step
     times = adapter.calibrate(repeats=3)
     assert abs(times["step_ms"] - 50.0) < 1e-6  # not 4 s (the 0.9 quantile with the 5 s warm-up step kept)
+
+
+def test_warm_up_calibrates_until_times_settle_and_leaves_the_weights():
+    """Rounds go on while each is much faster than the one before (a cold model, busy threads)."""
+    import torch
+
+    from ttt_perception.warm_start import warm_up
+
+    adapter = TestTimeAdapter(build_model(RECIPES["detector"].model, seed=0),
+                              AdaptationConfig(mode="online", budget_ms=100), "cpu")
+    measured_calibrate = adapter.calibrate
+    rounds = iter([{"step_ms": 900.0, "predict_ms": 300.0}, {"step_ms": 400.0, "predict_ms": 90.0},
+                   {"step_ms": 100.0, "predict_ms": 30.0}, {"step_ms": 95.0, "predict_ms": 31.0},
+                   {"step_ms": 10.0, "predict_ms": 1.0}])
+
+    def calibrate():
+        measured_calibrate()  # the real measurement (weights restored), reported as the cold sequence
+        return next(rounds)
+
+    adapter.calibrate = calibrate
+    before = {name: p.detach().clone() for name, p in adapter.model.named_parameters()}
+    result = warm_up(adapter)
+    assert result == {"step_ms": 95.0, "predict_ms": 31.0, "rounds": 4}
+    assert adapter.timings.estimate(adapter._step_kind()) is not None
+    for name, p in adapter.model.named_parameters():
+        assert torch.equal(p, before[name]), name

@@ -5,6 +5,7 @@ installed, as colcon test does). Skipped, with the reason, where launch_testing 
 """
 
 import shutil
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -21,7 +22,7 @@ import launch_testing.asserts  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-from ros_helpers import FAST_PARAMETERS, Probe, frame, make_tiny_detector  # noqa: E402
+from ros_helpers import FAST_PARAMETERS, Probe, colcon_install, frame, make_tiny_detector  # noqa: E402
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
@@ -40,8 +41,27 @@ def _params_file() -> Path:
     return path
 
 
+def _package_on_the_ament_index() -> None:
+    """Where the package is not installed in an ament prefix (a venv with launch_testing installed by
+    hand), build it with colcon into the test's workspace and put that on AMENT_PREFIX_PATH, as
+    sourcing a workspace would: launch_ros finds the executable through the ament index."""
+    import os
+
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        get_package_prefix("ttt_perception")
+        return
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+        pass
+    prefix = colcon_install(WORK / "ws")
+    os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join(
+        p for p in (str(prefix), os.environ.get("AMENT_PREFIX_PATH", ""), sys.prefix) if p)
+
+
 @pytest.mark.launch_test
 def generate_test_description():
+    _package_on_the_ament_index()
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "ttt_perception.launch.py")),
         launch_arguments={"mode": "online", "namespace": NAMESPACE, "params_file": str(_params_file())}.items(),

@@ -210,3 +210,19 @@ def test_log_throttle_lets_one_line_per_key_and_period_through():
     clock.now = 6.0
     assert throttle(("front", "nan"), lines.append, "d")
     assert lines == ["a", "c", "d (1 similar messages suppressed)"]
+
+
+def test_real_vision_msgs_detection_array_survives_serialisation():
+    """The message type the node publishes where vision_msgs imports (make venv builds it)."""
+    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not installed")
+    from rclpy.serialization import deserialize_message, serialize_message
+    from vision_msgs.msg import Detection2DArray
+
+    builder = DetectionMessageBuilder()
+    assert builder.uses_vision_msgs and builder.msg_type is Detection2DArray
+    msg = builder.build(_header(), _detections(), [str(i) for i in range(10)])
+    back = deserialize_message(serialize_message(msg), Detection2DArray)
+    summary = detections_summary(back)
+    assert summary["stamp"] == (12, 345) and summary["frame_id"] == "camera_optical"
+    assert summary["detections"][0] == {"center": (20.0, 40.0), "size": (20.0, 40.0), "class_id": "7",
+                                        "score": pytest.approx(0.9)}

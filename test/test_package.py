@@ -1,30 +1,20 @@
 """The package as users get it: colcon build into a workspace, and the command-line tool."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ros_helpers import colcon_install as colcon_build
+
 REPO = Path(__file__).resolve().parents[1]
-IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__pycache__", "*.egg-info",
-                                 ".pytest_cache", "results", "*.mcap", "*.db3")
 
 
 @pytest.fixture(scope="module")
 def colcon_install(tmp_path_factory):
-    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
-    if colcon is None:
-        pytest.fail("colcon is not installed (make test installs colcon-common-extensions)")
-    workspace = tmp_path_factory.mktemp("ws")
-    shutil.copytree(REPO, workspace / "src" / "ttt_perception", ignore=IGNORED)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([colcon, "build", "--event-handlers", "console_direct-"], cwd=workspace, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return workspace / "install" / "ttt_perception"
+    return colcon_build(tmp_path_factory.mktemp("ws"))
 
 
 @pytest.mark.slow

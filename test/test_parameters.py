@@ -1,5 +1,7 @@
 """Parameter specs, whole-set validation, and their rclpy declarations."""
 
+from contextlib import contextmanager
+
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
@@ -10,7 +12,7 @@ from ttt_perception.ros import parameters as P
 def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
     values = P.defaults()
     assert P.validate(values) == []
-    for name in ("model.path", "model.device", "cameras", "input.qos", "adaptation.mode", "adaptation.objective",
+    for name in ("model.path", "model.device", "model.threads", "cameras", "input.qos", "adaptation.mode", "adaptation.objective",
                  "adaptation.max_steps", "adaptation.learning_rate", "adaptation.batch_size",
                  "adaptation.share_state", "deadline.budget_ms", "deadline.policy", "deadline.clock",
                  "detection.score_threshold", "detection.max_detections", "publish_debug_image", "autostart"):
@@ -40,7 +42,7 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("adaptation.parameters", "head", "one of auto, extractor, stem, norm"),
         ("adaptation.max_steps", 101, "[0, 100]"),
         ("adaptation.max_steps", 2.0, "must be an integer"),
-        ("adaptation.learning_rate", 0.0, "must be > 0"),
+        ("adaptation.learning_rate", 0.0, "[1e-06, 1]"),
         ("adaptation.learning_rate", float("nan"), "finite"),
         ("adaptation.batch_size", 0, "[1, 256]"),
         ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),
@@ -54,6 +56,11 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("cameras", ["front", ""], "not a relative ROS name"),
         ("cameras", ["/abs"], "not a relative ROS name"),
         ("publish_debug_image", "yes", "true or false"),
+        ("adaptation.mode", True, "true names no mode"),
+        ("input.qos", False, "quote the text"),
+        ("model.path", 12, "reads it as a number"),
+        ("cameras", ["front", True], "quote the text"),
+        ("model.threads", -1, "[0, 256]"),
     ],
 )
 def test_invalid_values_are_refused_with_the_reason(name, value, text):
@@ -105,28 +112,81 @@ def test_descriptors_carry_ranges_read_only_and_when_changes_apply():
     assert "off, reset, online" in P.descriptor(P.SPEC_BY_NAME["adaptation.mode"]).additional_constraints
 
 
-@pytest.mark.ros
-def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
+@contextmanager
+def _declared_node(overrides):
+    """A real rclpy node with these overrides (as a parameters file or -p gives them), declared."""
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = rclpy.create_node(
-            "param_decl_test", context=context, start_parameter_services=False,
-            parameter_overrides=[
-                Parameter("adaptation.mode", value="reset"),
-                Parameter("adaptation.max_steps", value=500),  # out of range
-                Parameter("deadline.budget_ms", value=40),  # an integer for a float parameter
-            ])
-        values, problems = P.declare_parameters(node)
-        assert values["adaptation.mode"] == "reset"
-        assert values["adaptation.max_steps"] == 1
-        assert values["deadline.budget_ms"] == 40
-        assert values["cameras"] == [""]
-        assert len(problems) == 1 and "adaptation.max_steps" in problems[0]
-        assert P.validate(values) == []
+        node = rclpy.create_node("param_decl_test", context=context, start_parameter_services=False,
+                                 parameter_overrides=overrides)
+        yield node, P.declare_parameters(node)
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+@pytest.mark.ros
+def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
+    with _declared_node([
+        Parameter("adaptation.mode", value="reset"),
+        Parameter("adaptation.max_steps", value=500),  # out of range
+        Parameter("adaptation.batch_size", value=2.5),  # a double for an integer parameter
+        Parameter("deadline.budget_ms", value=40),  # an integer for a double parameter
+    ]) as (node, (values, problems)):
+        assert values["adaptation.mode"] == "reset"
+        assert values["adaptation.max_steps"] == 1 and values["adaptation.batch_size"] == 8
+        assert values["cameras"] == [""]
+        assert sorted(problems) == ["adaptation.batch_size", "adaptation.max_steps"]
+        assert "[0, 100]" in problems["adaptation.max_steps"] and "integer" in problems["adaptation.batch_size"]
+        assert P.validate(values) == []
+
+
+@pytest.mark.ros
+def test_yaml_off_and_integer_doubles_are_declared_with_the_declared_type():
+    """What a parameters file or `-p` gives for `adaptation.mode: off` and `deadline.budget_ms: 40`."""
+    with _declared_node([
+        Parameter("adaptation.mode", value=False),
+        Parameter("deadline.budget_ms", value=40),
+        Parameter("adaptation.min_ssl_loss", value=1),
+    ]) as (node, (values, problems)):
+        assert problems == {}
+        assert values["adaptation.mode"] == "off"
+        assert node.get_parameter("adaptation.mode").type_ == Parameter.Type.STRING
+        assert values["deadline.budget_ms"] == 40.0 and isinstance(values["deadline.budget_ms"], float)
+        for name in ("deadline.budget_ms", "adaptation.min_ssl_loss"):
+            assert node.get_parameter(name).type_ == Parameter.Type.DOUBLE
+            assert node.describe_parameter(name).type == Parameter.Type.DOUBLE.value
+
+
+@pytest.mark.ros
+def test_true_is_no_mode_and_stays_refused():
+    with _declared_node([Parameter("adaptation.mode", value=True)]) as (node, (values, problems)):
+        assert values["adaptation.mode"] == "online"
+        assert "true names no mode" in problems["adaptation.mode"]
+
+
+def test_normalise_turns_off_into_the_mode_and_integers_into_doubles():
+    assert P.normalise("adaptation.mode", False) == "off"
+    assert P.normalise("adaptation.mode", True) is True  # refused by validation, with the reason
+    assert P.normalise("deadline.budget_ms", 150) == 150.0 and isinstance(P.normalise("deadline.budget_ms", 150), float)
+    assert P.normalise("adaptation.max_steps", 3) == 3 and isinstance(P.normalise("adaptation.max_steps", 3), int)
+    assert P.normalise("deadline.budget_ms", True) is True
+    assert P.normalise("not.ours", False) is False
+
+
+def test_descriptor_ranges_are_what_validation_takes():
+    """`ros2 param describe` must not state a bound that a set refuses (learning_rate's 0 was one)."""
+    for spec in P.SPECS:
+        if spec.low is None:
+            continue
+        desc = P.descriptor(spec)
+        bounds = (desc.integer_range or desc.floating_point_range)[0]
+        for value in (bounds.from_value, bounds.to_value):
+            values = P.defaults()
+            values[spec.name] = value
+            assert P.validate(values) == [], (spec.name, value)
+        assert desc.dynamic_typing is False
 
 
 def test_adapter_settings_are_fields_of_the_core_config_and_valid_there():

@@ -80,7 +80,7 @@ def flights(tmp_path_factory):
 def _run_mode(mode, probe, flights, root, outputs, reset_call):
     """The replays of one mode into one node process; outputs and the reset call are filled in."""
     node = NodeProcess({**NODE_PARAMETERS, **PROFILE, "model.path": str(MODEL), "adaptation.mode": mode},
-                       log_path=str(root / f"node_{mode}.log"), torch_threads=1)
+                       log_path=str(root / f"node_{mode}.log"))
     with node:
         seeds = SEEDS if mode != "reset" else SEEDS[:1]
         for seed in seeds:
@@ -229,7 +229,7 @@ def test_use_sim_time_replay_is_consistent(tmp_path):
     # yet far below the wall-clock age of a frame stamped near 0 s: only sim time keeps frames on time.
     parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "online",
                   "deadline.clock": "stamp", "deadline.budget_ms": 30000.0}
-    with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log"), torch_threads=1) as node:
+    with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log")) as node:
         summary = _replay(flight, tmp_path / "out", clock=True)
         assert node.alive(), node.log()[-3000:]
     assert not summary.unmatched
@@ -255,7 +255,7 @@ def test_camera_sized_frames_cross_without_loss(tmp_path):
     """480x480 rgb8 frames (690 KB each, over the 512 KiB UDP limit) replayed into the node: all received."""
     flight = make_flight(tmp_path / "large", schedule="clear:2", rate_hz=RATE_HZ, size=480).path
     parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "off"}
-    with NodeProcess(parameters, log_path=str(tmp_path / "node.log"), torch_threads=1) as node:
+    with NodeProcess(parameters, log_path=str(tmp_path / "node.log")) as node:
         summary = _replay(flight, tmp_path / "out")
         assert node.alive(), node.log()[-3000:]
     assert not summary.unmatched

@@ -47,9 +47,9 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument("--model", default="", help="checkpoint (default: the packaged default detector)")
     parser.add_argument("--device", default="auto", help="model.device of the node")
     parser.add_argument("--seed", type=int, default=0, help="seed of the flight's frames and corruptions")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads of the node (default 1: the other cores stay with the replay and DDS; "
-                             "on a busy 2-core machine two threads make each step many times slower)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="node parameter model.threads; default: the node's own default, as ros2 launch "
+                             "starts it (1 thread; see docs/parameters.md)")
     parser.set_defaults(run=main)
 
 
@@ -63,7 +63,7 @@ def _private_ros_domain() -> None:
 
 
 def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
-             torch_threads: Optional[int] = 1):
+             torch_threads: Optional[int] = None):
     """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
     from .replay import BagReplayer, ReplayOptions
     from .node_process import NodeProcess

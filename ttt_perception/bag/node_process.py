@@ -3,7 +3,8 @@
 The one way the demo, the benchmarks and the tests start a node. The child inherits the environment
 (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION), so it lives in the same ROS graph
 as its parent. Parameters are passed as ``--ros-args -p`` (after ``--params-file``, so they win);
-``torch_threads`` sets the child's OMP_NUM_THREADS. The node logs to stdout only (no ROS log files),
+``ros_args`` adds arguments as typed on a command line, ``env`` variables; ``torch_threads`` sets the node's parameter
+``model.threads`` (the environment's thread settings are left alone, as ``ros2 launch`` leaves them). The node logs to stdout only (no ROS log files),
 which goes to ``log_path``; without one, to a temporary file removed at ``stop()`` unless
 TTT_KEEP_NODE_LOGS is set.
 """
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ttt_perception/
 
@@ -46,8 +47,13 @@ class NodeProcess:
     def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
                  node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
                  torch_threads: Optional[int] = None, params_file: Optional[str] = None,
-                 large_image_profile: bool = True):
+                 large_image_profile: bool = True, ros_args: Sequence[str] = (),
+                 env: Optional[Dict[str, str]] = None):
         self.parameters = dict(parameters or {})
+        if torch_threads is not None:
+            self.parameters["model.threads"] = int(torch_threads)
+        self.ros_args = list(ros_args)
+        self.env = dict(env or {})  # on top of this process's environment
         if use_sim_time:
             self.parameters["use_sim_time"] = True
         self.namespace = namespace
@@ -56,7 +62,6 @@ class NodeProcess:
         self.large_image_profile = large_image_profile
         self._temporary_log = not log_path
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="ttt_node_", suffix=".log")[1])
-        self.torch_threads = torch_threads  # OMP_NUM_THREADS of the child; None: inherited / torch's default
         self.process: Optional[subprocess.Popen] = None
 
     @property
@@ -73,21 +78,17 @@ class NodeProcess:
             args += ["--params-file", str(self.params_file)]
         for name, value in self.parameters.items():
             args += ["-p", ros_argument(name, value)]
-        return args
+        return args + self.ros_args
 
     def start(self) -> "NodeProcess":
         from ..ros.dds_profile import use_large_image_profile
 
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         if self.large_image_profile:
             use_large_image_profile(env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
-        if self.torch_threads:
-            # torch's intra-op threads: on a small shared machine, more threads than free cores make every
-            # step many times slower (the threads spin waiting for each other)
-            env["OMP_NUM_THREADS"] = str(int(self.torch_threads))
         env.setdefault("ROS_LOG_DIR", str(Path(tempfile.gettempdir()) / "ttt_perception_ros_logs"))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")

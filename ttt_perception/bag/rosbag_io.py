@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Iterable, Optional, Tuple
 
@@ -80,10 +81,13 @@ def ensure_type(typestore, msgtype: str, search_path: Optional[str] = None) -> b
     """Make ``msgtype`` known to ``typestore``, from the ``.msg`` files of the ROS installation if needed.
 
     Types of the Jazzy store are known already; others (vision_msgs on a robot, say) are read from
-    ``<prefix>/share/<package>/msg/<Name>.msg`` under ``AMENT_PREFIX_PATH``, with their dependencies.
+    ``<prefix>/share/<package>/msg/<Name>.msg`` under ``AMENT_PREFIX_PATH`` and this interpreter's
+    prefix, with their dependencies.
     Returns whether the type is known afterwards.
     """
     prefixes = [p for p in (search_path or os.environ.get("AMENT_PREFIX_PATH", "")).split(os.pathsep) if p]
+    if search_path is None and sys.prefix not in prefixes:
+        prefixes.append(sys.prefix)  # a venv with ROS from wheels (and vision_msgs built into it)
     return _load_type(typestore, msgtype, prefixes, depth=0)
 
 

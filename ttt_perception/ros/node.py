@@ -71,8 +71,8 @@ class CameraIO:
 class TTTPerceptionNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        self._values, problems = params.declare_parameters(self)
-        for problem in problems:
+        self._values, self._refused_overrides = params.declare_parameters(self)
+        for problem in self._refused_overrides.values():
             self.get_logger().error(problem)
         self._lock = threading.Lock()  # guards _values and _pending_settings
         self._pending_settings: Optional[Dict[str, Any]] = None
@@ -96,12 +96,29 @@ class TTTPerceptionNode(LifecycleNode):
         self._configure_error = ""
         self._manual_resets = 0
         self._cuda_used = False
+        self._torch_default_threads: Optional[int] = None
+        self._threads = 0  # torch threads in use since the last configure
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
 
     # ---- parameters --------------------------------------------------------------------------
+
+    # rclpy checks a value's type before any callback sees it, so values are normalised here ("off" for
+    # YAML's boolean off, doubles for integers). The parameter services call set_parameters_atomically
+    # in Humble, Jazzy and Kilted alike; pre-set callbacks only exist from Iron on.
+    def set_parameters(self, parameter_list):
+        return [self.set_parameters_atomically([parameter]) for parameter in parameter_list]
+
+    def set_parameters_atomically(self, parameter_list):
+        parameter_list = params.normalised_parameters(parameter_list)
+        problems = params.value_problems(parameter_list)
+        if problems:
+            reason = "; ".join(problems)
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        return super().set_parameters_atomically(parameter_list)
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         with self._lock:
@@ -119,6 +136,8 @@ class TTTPerceptionNode(LifecycleNode):
         with self._lock:
             kinds = params.changed_kinds(self._values, proposed)
             self._values = proposed
+            for change in ours:  # a valid value replaces a refused start-up override
+                self._refused_overrides.pop(change.name, None)
             if self._adapter is not None and kinds[params.LIVE]:
                 self._pending_settings = params.adapter_settings(proposed)
         if kinds[params.LIVE]:
@@ -163,10 +182,15 @@ class TTTPerceptionNode(LifecycleNode):
         errors = params.validate(values) + self._adapter_config_errors(values)
         if errors:
             raise ValueError("invalid parameters: " + "; ".join(errors))
+        refused = [problem for name, problem in self._refused_overrides.items()
+                   if params.SPEC_BY_NAME[name].kind != params.STARTUP]
+        if refused:  # running on defaults the user did not ask for would hide the mistake
+            raise ValueError("; ".join(refused) + " (set a valid value with ros2 param set, then configure)")
         import torch
 
         from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
         from ttt_perception.devices import resolve_device
+        from ttt_perception.warm_start import warm_up
 
         device_name = values["model.device"].strip()
         if device_name == "auto":
@@ -177,11 +201,14 @@ class TTTPerceptionNode(LifecycleNode):
             device = resolve_device(device_name)
         except ValueError as exc:
             raise RuntimeError(f"model.device: {exc}") from None
+        threads = self._threads = self._apply_threads(torch, values["model.threads"])
         model = self._load_model(values["model.path"], device)
         config = dataclasses.replace(AdaptationConfig(), **params.adapter_settings(values))
         self._adapter = TestTimeAdapter(model, config, device=device)
-        if config.budget_ms > 0:
-            self._adapter.calibrate()  # step and prediction times, so the first frame's deadline is kept
+        # before the node reports active: the first frames meet their deadlines with warm estimates
+        warm = warm_up(self._adapter)
+        self.get_logger().info(f"warmed up in {warm['rounds']} rounds: step {warm['step_ms']:.1f} ms, "
+                               f"prediction {warm['predict_ms']:.1f} ms")
         self._device = str(device)
         self._cuda_used = self._cuda_used or device.type == "cuda"
         self._class_names = [str(name) for name in model.config.class_names]
@@ -196,8 +223,16 @@ class TTTPerceptionNode(LifecycleNode):
         self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error).start()
         inputs = ", ".join(sub.topic_name for io in self._cameras.values() for sub in io.subscriptions)
         self.get_logger().info(
-            f"configured: model {values['model.path'] or 'default detector'} on {self._device}, "
+            f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
+            f"({threads} torch threads), "
             f"mode {config.mode}, inputs {inputs} (QoS {values['input.qos']})")
+
+    def _apply_threads(self, torch, threads: int) -> int:
+        """torch's intra-op threads for this process (0: the number torch chose at start)."""
+        if self._torch_default_threads is None:
+            self._torch_default_threads = torch.get_num_threads()
+        torch.set_num_threads(threads or self._torch_default_threads)
+        return torch.get_num_threads()
 
     def _load_model(self, path: str, device):
         if not path:
@@ -410,6 +445,7 @@ class TTTPerceptionNode(LifecycleNode):
             "mode": adapter.config.mode if adapter is not None else values["adaptation.mode"],
             "objective": adapter.config.objective if adapter is not None else values["adaptation.objective"],
             "detections_type": self._messages.msg_type.__name__,
+            "torch_threads": self._threads or values["model.threads"],
             "manual_resets": self._manual_resets,
         }
         if self._device.startswith("cuda") or self._cuda_used:

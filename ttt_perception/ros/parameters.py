@@ -9,6 +9,12 @@ Each parameter is one of three kinds, stated in its descriptor's description:
 ``validate`` checks a complete set of values (a change is checked together with every other current
 value) and returns the reasons it refuses; it needs no ROS graph. ``declare_parameters`` and
 ``descriptor`` turn the specs into rclpy declarations.
+
+``normalise`` fixes what YAML and the ROS command line make of values a user typed plainly: every
+ROS front end reads ``off`` (and ``no``, ``false``) as the boolean false, so ``adaptation.mode: off``
+arrives as BOOL; and ``deadline.budget_ms 150`` arrives as an INTEGER. Both are turned into the
+declared type (the string "off", the double 150.0) before rclpy checks the type, so get, describe and
+dump keep reporting the declared type.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # a camera name is a relative ROS name: tokens of letters, digits and underscores, not starting with a digit
 CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_CAMERAS = 16
+# The smallest learning rate taken: the range a descriptor states is inclusive, and 0 would adapt nothing
+# (steps of lr * gradient below ~1e-6 do not move float32 weights of order 0.1 anyway).
+MIN_LEARNING_RATE = 1e-6
+# One torch thread: the default models take a few ms per step on one core, and torch's own default (a
+# thread per core) made every step of a node sharing its CPU many times slower (cores spin-waiting).
+DEFAULT_THREADS = 1
 
 LIVE, RECONFIGURE, STARTUP = "live", "reconfigure", "startup"
 _KIND_TEXT = {
@@ -68,6 +80,9 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   RECONFIGURE),
     ParameterSpec("model.device", "auto", "Torch device: auto (CUDA if present, else CPU with a warning), "
                   "cpu, cuda or cuda:N.", RECONFIGURE),
+    ParameterSpec("model.threads", DEFAULT_THREADS, "Torch CPU threads of the node (set at configure); 0: "
+                  "torch's own choice (every core). 1 keeps a frame's time steady beside other nodes; more "
+                  "threads help large models only when cores are free.", RECONFIGURE, low=0, high=256),
     ParameterSpec("cameras", [""], "Camera names. Each camera <c> reads <c>/image or <c>/image/compressed and "
                   "writes <c>/detections and <c>/uncertainty (relative names). [\"\"]: one camera with the "
                   "topics image, image/compressed, detections, uncertainty.", RECONFIGURE),
@@ -93,8 +108,8 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
     ParameterSpec("adaptation.learning_rate", DEFAULT["learning_rate"],
-                  "SGD learning rate of the test-time steps (> 0).", LIVE,
-                  low=0.0, high=1.0, adapter_field="learning_rate"),
+                  "SGD learning rate of the test-time steps.", LIVE,
+                  low=MIN_LEARNING_RATE, high=1.0, adapter_field="learning_rate"),
     ParameterSpec("adaptation.batch_size", DEFAULT["batch_size"],
                   "Augmented copies of the frame per step.", LIVE, low=1, high=256,
                   adapter_field="batch_size"),
@@ -140,13 +155,13 @@ def _check_value(spec: ParameterSpec, value: Any) -> Optional[str]:
         return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
     if isinstance(spec.default, str):
         if not isinstance(value, str):
-            return f"{name} must be a string, got {value!r}"
+            return f"{name} must be a string, got {value!r}{_yaml_hint(spec, value)}"
         if spec.choices and value not in spec.choices:
             return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
         return None
     if isinstance(spec.default, list):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            return f"{name} must be a list of strings, got {value!r}"
+            return f"{name} must be a list of strings, got {value!r}{_yaml_hint(spec, value)}"
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{name} must be a number, got {value!r}"
@@ -157,6 +172,35 @@ def _check_value(spec: ParameterSpec, value: Any) -> Optional[str]:
     if spec.low is not None and value < spec.low or spec.high is not None and value > spec.high:
         return f"{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}"
     return None
+
+
+def normalise(name: str, value: Any) -> Any:
+    """``value`` in the type ``name`` is declared with, where the user's intent is unambiguous.
+
+    A boolean false for ``adaptation.mode`` is "off" (YAML's ``off``, ``no``, ``false``); an integer for
+    a double parameter is that double. Anything else comes back unchanged for validation to judge.
+    """
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return value
+    if spec.name == "adaptation.mode" and value is False:
+        return "off"
+    if spec.is_float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _yaml_hint(spec: ParameterSpec, value: Any) -> str:
+    """Why a value typed as text arrived as something else, for string parameters."""
+    if isinstance(value, bool) or isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value):
+        if spec.name == "adaptation.mode":
+            return (" (YAML reads on/yes/true as the boolean true, and true names no mode: "
+                    "write off, reset or online)")
+        return " (YAML reads on/off/yes/no/true/false as booleans: quote the text, e.g. 'on')"
+    if isinstance(value, (int, float)) or isinstance(value, (list, tuple)) and \
+            any(isinstance(v, (int, float)) for v in value):
+        return " (YAML reads it as a number: quote the text)"
+    return ""
 
 
 def validate(values: Mapping[str, Any]) -> List[str]:
@@ -171,8 +215,6 @@ def validate(values: Mapping[str, Any]) -> List[str]:
             errors.append(problem)
     if errors:
         return errors
-    if values["adaptation.learning_rate"] <= 0.0:
-        errors.append(f"adaptation.learning_rate must be > 0, got {values['adaptation.learning_rate']!r}")
     if not DEVICE_PATTERN.match(values["model.device"].strip()):
         errors.append(f"model.device must be auto, cpu, cuda or cuda:N; got '{values['model.device']}'")
     errors.extend(_camera_errors(values["cameras"]))
@@ -252,34 +294,62 @@ def descriptor(spec: ParameterSpec):
         desc.type = ParameterType.PARAMETER_INTEGER
         desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
     else:
-        # `ros2 param set ... deadline.budget_ms 50` sends an integer; accept it for a float parameter
-        # (dynamic typing) and let `validate` check type and range.
+        # statically DOUBLE: an integer from `ros2 param set ... deadline.budget_ms 50` is made a double by
+        # `normalised_parameters` before rclpy checks the type
         desc.type = ParameterType.PARAMETER_DOUBLE
-        desc.dynamic_typing = True
         desc.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
                                                         step=0.0)]
     return desc
 
 
-def declare_parameters(node) -> Tuple[Dict[str, Any], List[str]]:
-    """Declare every parameter on ``node``; return (values, problems).
+def declare_parameters(node) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Declare every parameter on ``node``; return (values, problems by parameter name).
 
-    An override (from a YAML file or the command line) of the wrong type or out of range is not
-    fatal: the parameter keeps its default, and the problem is returned for the node to log.
+    An override (from a parameters file or ``-p``) is first read untyped, normalised (``normalise``)
+    and then declared with the static type. One that is still of the wrong type or out of range is
+    not fatal: the parameter keeps its default, and the problem is returned for the node to report.
     """
+    from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.exceptions import ParameterException  # base of the type/value errors in every distro
 
-    values, problems = {}, []
+    values, problems = {}, {}
     for spec in SPECS:
-        desc = descriptor(spec)
         default = list(spec.default) if isinstance(spec.default, list) else spec.default
-        try:
-            parameter = node.declare_parameter(spec.name, default, desc)
-        except (ParameterException, TypeError, ValueError) as exc:
-            problems.append(f"parameter {spec.name}: override refused ({exc}); using the default {default!r}")
+        # read whatever the override holds, of any type, then declare for good with the declared type
+        untyped = node.declare_parameter(spec.name, default, ParameterDescriptor(dynamic_typing=True))
+        value = normalise(spec.name, plain_value(untyped.value))
+        node.undeclare_parameter(spec.name)
+        desc = descriptor(spec)
+        # rclpy takes a static parameter's type from the value declared: check it first
+        problem = _check_value(spec, value)
+        if problem is None:
+            try:
+                parameter = node.declare_parameter(spec.name, value, desc, ignore_override=True)
+            except (ParameterException, TypeError, ValueError) as exc:
+                problem = str(exc)
+        if problem is not None:
+            problems[spec.name] = f"parameter {spec.name}: override refused ({problem}); it keeps the default {default!r}"
             parameter = node.declare_parameter(spec.name, default, desc, ignore_override=True)
         values[spec.name] = plain_value(parameter.value)
     return values, problems
+
+
+def value_problems(parameter_list) -> List[str]:
+    """Why single values of ``parameter_list`` (rclpy ``Parameter``) are refused, before rclpy's own
+    type check answers with a bare "Wrong parameter type"."""
+    return [problem for parameter in parameter_list if parameter.name in SPEC_BY_NAME
+            for problem in [_check_value(SPEC_BY_NAME[parameter.name], plain_value(parameter.value))] if problem]
+
+
+def normalised_parameters(parameter_list):
+    """rclpy ``Parameter`` objects with ``normalise`` applied to their values (for ``set_parameters``)."""
+    from rclpy.parameter import Parameter
+
+    result = []
+    for parameter in parameter_list:
+        value = normalise(parameter.name, parameter.value)
+        result.append(parameter if value is parameter.value else Parameter(parameter.name, value=value))
+    return result
 
 
 def plain_value(value: Any) -> Any:
