@@ -26,13 +26,14 @@ $(STAMP): requirements.txt setup.py package.xml $(wildcard interfaces/*.* interf
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q test
 
 # Unit and core tests: no ROS node, no DDS, nothing marked slow (markers in pytest.ini).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not ros and not slow" test
 
-# ruff, configured in ruff.toml (line length 99).
+# ruff, configured in ruff.toml (line length 120); make test runs it first.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

@@ -10,11 +10,12 @@ the single camera's input (``image`` and ``image/compressed``). The node configu
 itself (parameter ``autostart``); manage it with ``ros2 lifecycle`` instead by setting it to false.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 PACKAGE = "ttt_perception"
 

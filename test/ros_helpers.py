@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -84,8 +85,8 @@ class Probe:
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.detections_type = DetectionMessageBuilder().msg_type
-        self.received: Dict[str, List[Any]] = {}
-        self._publishers: Dict[tuple, Any] = {}
+        self.received: dict[str, list[Any]] = {}
+        self._publishers: dict[tuple, Any] = {}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -99,7 +100,7 @@ class Probe:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=min(0.05, max(0.0, end - time.monotonic())))
 
-    def spin_until(self, predicate: Callable[[], Any], timeout: float = TIMEOUT, every: Optional[Callable] = None,
+    def spin_until(self, predicate: Callable[[], Any], timeout: float = TIMEOUT, every: Callable | None = None,
                    period: float = 0.5, what: str = "condition") -> Any:
         """Spin until ``predicate()`` is truthy (returned); ``every()`` is called each ``period`` seconds."""
         end = time.monotonic() + timeout
@@ -116,12 +117,12 @@ class Probe:
 
     # ---- topics ------------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, msg_type, qos=RELIABLE) -> List[Any]:
+    def subscribe(self, topic: str, msg_type, qos=RELIABLE) -> list[Any]:
         messages = self.received.setdefault(topic, [])
         self.node.create_subscription(msg_type, topic, messages.append, qos)
         return messages
 
-    def subscribe_outputs(self, prefix: str) -> Dict[str, List[Any]]:
+    def subscribe_outputs(self, prefix: str) -> dict[str, list[Any]]:
         return {"detections": self.subscribe(f"{prefix}/detections", self.detections_type),
                 "uncertainty": self.subscribe(f"{prefix}/uncertainty", DiagnosticArray)}
 
@@ -132,13 +133,13 @@ class Probe:
             self._publishers[key] = self.node.create_publisher(msg_type, topic, qos)
         return self._publishers[key]
 
-    def exchange(self, publisher, make_msg: Callable[[int], Any], outputs: Dict[str, List[Any]],
-                 timeout: float = TIMEOUT, what: str = "an answer") -> Dict[str, Any]:
+    def exchange(self, publisher, make_msg: Callable[[int], Any], outputs: dict[str, list[Any]],
+                 timeout: float = TIMEOUT, what: str = "an answer") -> dict[str, Any]:
         """Publish frames (stamp sec = a fresh counter) until both outputs of one of them arrived.
 
         Returns {"sent": msg, "detections": summary, "uncertainty": values} of the answered frame.
         """
-        sent: Dict[tuple, Any] = {}
+        sent: dict[tuple, Any] = {}
 
         def publish():
             index = next(_COUNTER)
@@ -171,12 +172,12 @@ class Probe:
         finally:
             self.node.destroy_client(client)
 
-    def set_parameters(self, node: str, values: Dict[str, Any]):
+    def set_parameters(self, node: str, values: dict[str, Any]):
         request = SetParameters.Request(
             parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
         return self.call(SetParameters, f"{node}/set_parameters", request).results
 
-    def get_parameters(self, node: str, names: List[str]) -> Dict[str, Any]:
+    def get_parameters(self, node: str, names: list[str]) -> dict[str, Any]:
         response = self.call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names))
         return {name: Parameter.from_parameter_msg(_named(name, value)).value
                 for name, value in zip(names, response.values)}
@@ -195,8 +196,8 @@ class Probe:
 
         self.spin_until(active, timeout=timeout, what=f"{node} to become active")
 
-    def diagnostics(self, status_name: str, predicate: Callable[[Dict[str, Any]], bool] = lambda s: True,
-                    timeout: float = TIMEOUT, every: Optional[Callable] = None) -> Dict[str, Any]:
+    def diagnostics(self, status_name: str, predicate: Callable[[dict[str, Any]], bool] = lambda s: True,
+                    timeout: float = TIMEOUT, every: Callable | None = None) -> dict[str, Any]:
         """The next /diagnostics status named ``status_name`` that satisfies ``predicate``.
 
         ``every``: called every half second while waiting (e.g. to publish a frame).

@@ -16,7 +16,6 @@ from ttt_perception.bag.schedule import parse_schedule, plan_frames
 from ttt_perception.bag.score import format_tables, read_ground_truth, score_bags
 from ttt_perception.cli import main as cli_main
 
-
 # ---- schedule -------------------------------------------------------------------------------------
 
 
@@ -320,8 +319,8 @@ def test_replay_refuses_a_bag_without_images(tmp_path):
 
 @pytest.mark.ros
 def test_replay_compressed_images_arrive_unchanged(tmp_path):
-    from ttt_perception.ros.image_conversion import compressed_to_rgb
     from ttt_perception.bag.replay import BagReplayer, ReplayOptions, default_record_topics
+    from ttt_perception.ros.image_conversion import compressed_to_rgb
 
     make_flight(tmp_path / "flight", schedule="clear:1", rate_hz=5, image_format="jpeg")
     assert default_record_topics(["/camera/image/compressed"]) == [

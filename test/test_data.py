@@ -7,8 +7,13 @@ import pytest
 
 from ttt_perception import data
 from ttt_perception.data import (
-    CLASS_NAMES, ClassificationSet, DetectionSet, make_classification_frames,
-    make_detection_frames, split_backgrounds, split_digit_indices,
+    CLASS_NAMES,
+    ClassificationSet,
+    DetectionSet,
+    make_classification_frames,
+    make_detection_frames,
+    split_backgrounds,
+    split_digit_indices,
 )
 
 SPLITS = ("train", "val", "test")

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-launch_testing = pytest.importorskip(
+pytest.importorskip(
     "launch_testing", reason="launch_testing is not installed (it comes with a ROS 2 installation, not PyPI)")
 pytest.importorskip("launch_ros", reason="launch_ros is not installed (it comes with a ROS 2 installation)")
 
-import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
+import launch  # noqa: E402
 from ros_helpers import FAST_PARAMETERS, Probe, colcon_install, frame, make_tiny_detector  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -11,8 +11,13 @@ from std_msgs.msg import Header, String
 
 from ttt_perception.ros.camera_stats import ERROR, OK, WARN, CameraStats, assess
 from ttt_perception.ros.debug_image import class_colour, draw_detections
-from ttt_perception.ros.detection_message import (FALLBACK_SCHEMA, FALLBACK_VERSION, DetectionMessageBuilder,
-                                                  detections_summary, parse_json_detections)
+from ttt_perception.ros.detection_message import (
+    FALLBACK_SCHEMA,
+    FALLBACK_VERSION,
+    DetectionMessageBuilder,
+    detections_summary,
+    parse_json_detections,
+)
 from ttt_perception.ros.diagnostics import camera_status, diagnostic_array, level_value, node_status
 from ttt_perception.ros.log_throttle import LogThrottle
 from ttt_perception.ros.uncertainty_message import build_uncertainty, parse_uncertainty
@@ -135,7 +140,7 @@ class _Clock:
 def test_camera_stats_account_for_every_frame_and_summarise_recent_ones():
     clock = _Clock()
     stats = CameraStats("front", clock=clock)
-    for i in range(10):
+    for _ in range(10):
         clock.now += 0.1
         stats.received()
     stats.dropped(3)

@@ -135,12 +135,34 @@ def test_mode_change_through_set_parameters_shows_in_the_next_report(probe):
     assert answer["uncertainty"]["mode"] == "reset"
 
 
+def test_adapting_after_publishing_is_reported_and_answered(probe):
+    publisher = probe.publisher(f"{NS}/front/image")
+    settings = {"adaptation.mode": "online", "adaptation.adapt_after_publish": True}
+    try:
+        assert all(result.successful for result in probe.set_parameters(NODE, settings))
+        answers = [probe.exchange(publisher, lambda i, n=n: frame(i, f"front_after_{n}"), probe.outputs["front"])
+                   for n in range(3)]
+    finally:
+        assert probe.set_parameters(NODE, {"adaptation.mode": "reset",
+                                           "adaptation.adapt_after_publish": False})[0].successful
+    for answer in answers:
+        report = answer["uncertainty"]
+        assert report["mode"] == "online" and report["adapted_after_publish"] is True
+        assert answer["detections"]["frame_id"] == answer["sent"].header.frame_id
+    # the frames come seconds apart: the idle time before the next one fits the step
+    assert any(answer["uncertainty"]["steps_taken"] == 1 for answer in answers)
+    answer = probe.exchange(publisher, lambda i: frame(i, "front_before"), probe.outputs["front"])
+    assert answer["uncertainty"]["adapted_after_publish"] is False and answer["uncertainty"]["steps_taken"] == 1
+
+
 @pytest.mark.parametrize("name, value, reason", [
     ("adaptation.mode", "sometimes", "adaptation.mode must be one of off, reset, online"),
     ("deadline.policy", "maybe", "deadline.policy must be one of truncate, skip"),
     ("adaptation.learning_rate", 0.0, "adaptation.learning_rate must be in [1e-06, 1]"),
     ("adaptation.max_steps", 1000, "adaptation.max_steps must be in [0, 100]"),
     ("adaptation.batch_size", "eight", "adaptation.batch_size must be a number"),
+    # the test model's checkpoint stores no clean levels: the loaded model refuses a relative gate
+    ("adaptation.min_ssl_loss_ratio", 1.5, "min_ssl_loss_ratio needs the clean rotation loss"),
 ])
 def test_an_invalid_value_is_refused_and_nothing_changes(probe, name, value, reason):
     before = probe.get_parameters(NODE, list(FAST_PARAMETERS) + ["adaptation.mode", "deadline.policy"])

@@ -1,18 +1,22 @@
 """Parameter specs, whole-set validation, and their rclpy declarations."""
 
+import dataclasses
 from contextlib import contextmanager
 
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
+from ttt_perception.adapter import AdaptationConfig
+from ttt_perception.choices import ADAPTATION_DEFAULTS, NODE_BUDGET_MS
 from ttt_perception.ros import parameters as P
 
 
 def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
     values = P.defaults()
     assert P.validate(values) == []
-    for name in ("model.path", "model.device", "model.threads", "cameras", "input.qos", "adaptation.mode", "adaptation.objective",
+    for name in ("model.path", "model.device", "model.threads", "cameras", "input.qos", "adaptation.mode",
+                 "adaptation.objective",
                  "adaptation.max_steps", "adaptation.learning_rate", "adaptation.batch_size",
                  "adaptation.share_state", "deadline.budget_ms", "deadline.policy", "deadline.clock",
                  "detection.score_threshold", "detection.max_detections", "publish_debug_image", "autostart"):
@@ -80,11 +84,13 @@ def test_integers_are_accepted_for_float_parameters():
 
 def test_adapter_settings_map_to_config_fields():
     settings = P.adapter_settings(P.defaults())
-    assert settings == {
-        "mode": "online", "objective": "rotation", "parameters": "auto", "max_steps": 1, "learning_rate": 0.0001, "batch_size": 8, "min_ssl_loss": 0.0,
-        "share_state": False, "budget_ms": 100.0, "policy": "truncate", "score_threshold": 0.3,
-        "max_detections": 20,
-    }
+    fields = {f.name for f in dataclasses.fields(AdaptationConfig)}
+    assert set(settings) <= fields
+    assert {"mode", "learning_rate", "adapt_after_publish", "min_ssl_loss_ratio"} <= set(settings)
+    # the node runs the core's defaults, except its per-frame deadline (a 10 Hz camera)
+    expected = {name: ADAPTATION_DEFAULTS[name] for name in settings} | {"budget_ms": NODE_BUDGET_MS}
+    assert settings == expected
+    assert dataclasses.replace(AdaptationConfig(), **settings).validated().budget_ms == NODE_BUDGET_MS
 
 
 def test_camera_names_and_topics():

@@ -27,8 +27,16 @@ from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
 from .model import YNet
-from .objectives import (FeatureMoments, adaptable_parameters, augmented_copies, entropy_loss,
-                         feature_alignment_loss, plain_rotations, rotation_batch, rotation_loss_per_sample)
+from .objectives import (
+    FeatureMoments,
+    adaptable_parameters,
+    augmented_copies,
+    entropy_loss,
+    feature_alignment_loss,
+    plain_rotations,
+    rotation_batch,
+    rotation_loss_per_sample,
+)
 from .preprocess import scale_to_image, to_model_input
 from .stream_state import StreamState
 from .uncertainty import summarise
@@ -71,7 +79,7 @@ class AdaptationConfig:
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
     seed: int = DEFAULT["seed"]
 
-    def validated(self) -> "AdaptationConfig":
+    def validated(self) -> AdaptationConfig:
         """Self, or ValueError naming the first invalid value and why."""
         checks = [
             (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
@@ -80,7 +88,8 @@ class AdaptationConfig:
             (self.parameters in PARAMETER_SETS, f"parameters must be one of {PARAMETER_SETS}, got {self.parameters!r}"),
             (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1.0,
              f"learning_rate must be in (0, 1], got {self.learning_rate}"),
-            (math.isfinite(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (math.isfinite(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must be in [0, 1), got {self.momentum}"),
             (0 <= self.max_steps <= 100, f"max_steps must be in 0..100, got {self.max_steps}"),
             (1 <= self.batch_size <= 256, f"batch_size must be in 1..256, got {self.batch_size}"),
             (math.isfinite(self.budget_ms) and self.budget_ms >= 0, f"budget_ms must be >= 0, got {self.budget_ms}"),
@@ -168,7 +177,7 @@ class TestTimeAdapter:
         self.clock = clock
         self.timings = DurationEstimator()
         self._lock = threading.RLock()
-        self._config = self._supported((config or AdaptationConfig()).validated())
+        self._config = self.check_supported((config or AdaptationConfig()).validated())
         self._generator = torch.Generator().manual_seed(self._config.seed)
         self._build_parameter_state()
 
@@ -185,7 +194,7 @@ class TestTimeAdapter:
         """
         with self._lock:
             try:
-                new = self._supported(dataclasses.replace(self._config, **changes).validated())
+                new = self.check_supported(dataclasses.replace(self._config, **changes).validated())
             except TypeError as exc:
                 raise ValueError(f"unknown adaptation setting: {exc}") from exc
             old, self._config = self._config, new
@@ -202,7 +211,7 @@ class TestTimeAdapter:
         stats = getattr(self.model, "reference_stats", None) or {}
         return stats.get(key)
 
-    def _supported(self, config: AdaptationConfig) -> AdaptationConfig:
+    def check_supported(self, config: AdaptationConfig) -> AdaptationConfig:
         """ValueError when the model lacks what the settings need (its clean reference levels)."""
         needs = []
         if config.objective == "features" and self._reference("feature_mean") is None:

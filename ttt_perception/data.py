@@ -107,7 +107,7 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
     return digits, labels
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> Image.Image:
     """A bundled scikit-image photograph as an RGB PIL image (grey ones replicated to 3 channels)."""
     import skimage.data

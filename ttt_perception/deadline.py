@@ -56,7 +56,7 @@ class FrameDeadline:
 
     @classmethod
     def for_frame(cls, arrival: float, budget_s: float, step_s: float | None,
-                  predict_s: float | None) -> "FrameDeadline":
+                  predict_s: float | None) -> FrameDeadline:
         """Steps before the prediction, which must be out ``budget_s`` after arrival (0: no deadline)."""
         return cls(arrival + budget_s if budget_s > 0 else math.inf, step_s, predict_s)
 

@@ -23,14 +23,14 @@ class Detections:
     class_probs: np.ndarray
 
     @classmethod
-    def empty(cls, num_classes: int) -> "Detections":
+    def empty(cls, num_classes: int) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                    np.zeros((0, num_classes), np.float32))
 
     def __len__(self) -> int:
         return len(self.scores)
 
-    def scaled(self, scale_x: float, scale_y: float) -> "Detections":
+    def scaled(self, scale_x: float, scale_y: float) -> Detections:
         factors = np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
         return Detections(self.boxes * factors, self.scores, self.class_ids, self.class_probs)
 

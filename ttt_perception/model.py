@@ -58,7 +58,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         for key in ("blocks_per_stage", "stage_strides", "mean", "std", "class_names"):
             if key in known:

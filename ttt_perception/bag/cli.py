@@ -25,7 +25,8 @@ def _add_make(tools) -> None:
                                           "and the ground truth of every frame (see docs/simulation.md).")
     parser.add_argument("out", help="new bag directory")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE,
-                        help="CONDITION[@SEVERITY]:SECONDS,... e.g. 'clear:10,fog@1-5:20,gaussian_noise@3:10,gaussian_noise@5:10,clear:10' "
+                        help="CONDITION[@SEVERITY]:SECONDS,... e.g. "
+                             "'clear:10,fog@1-5:20,gaussian_noise@3:10,gaussian_noise@5:10,clear:10' "
                              "(default); conditions: clear or a corruption name")
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second per camera (default 10)")
     parser.add_argument("--cameras", nargs="+", default=["camera"],
@@ -46,7 +47,8 @@ def _run_make(args) -> int:
     from .flight import make_flight
 
     info = make_flight(args.out, schedule=args.schedule, rate_hz=args.rate, cameras=args.cameras, size=args.size,
-                       image_format=args.format, encoding=args.encoding, seed=args.seed, start_time=args.start_time, storage=args.storage)
+                       image_format=args.format, encoding=args.encoding, seed=args.seed, start_time=args.start_time,
+                       storage=args.storage)
     print(f"wrote {info.path}: {info.frames_per_camera} frames x {len(args.cameras)} camera(s), "
           f"{info.duration_s:.1f} s; segments: {', '.join(info.segments)}")
     for topic, msgtype in info.topics.items():

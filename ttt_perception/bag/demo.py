@@ -17,7 +17,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 from ..choices import MODES, NODE_BUDGET_MS
 from .schedule import DEFAULT_SCHEDULE
@@ -63,10 +62,10 @@ def _private_ros_domain() -> None:
 
 
 def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Path, wait_s: float = 120.0,
-             torch_threads: Optional[int] = None):
+             torch_threads: int | None = None):
     """The node in ``mode`` on one replay of ``flight``; the outputs go to the new bag ``out``."""
-    from .replay import BagReplayer, ReplayOptions
     from .node_process import NodeProcess
+    from .replay import BagReplayer, ReplayOptions
 
     node = NodeProcess({**parameters, "adaptation.mode": mode}, log_path=str(log_path), torch_threads=torch_threads)
     with node:

@@ -2,9 +2,9 @@
 
 Per camera: test-split frames of ``data.make_detection_frames`` (digits and backgrounds never seen in
 training), corrupted along the environment schedule (``schedule.py``) with ``corruptions.corrupt``,
-written as ``sensor_msgs/Image`` (``encoding``, default rgb8) on ``/<camera>/image`` (or ``sensor_msgs/CompressedImage`` on
-``/<camera>/image/compressed``) at a fixed rate, plus the ground truth of each frame on
-``/<camera>/ground_truth`` (``ground_truth.py``). Bag time and header stamps agree, as in a bag recorded
+written as ``sensor_msgs/Image`` (``encoding``, default rgb8) on ``/<camera>/image`` (or
+``sensor_msgs/CompressedImage`` on ``/<camera>/image/compressed``) at a fixed rate, plus the ground truth of
+each frame on ``/<camera>/ground_truth`` (``ground_truth.py``). Bag time and header stamps agree, as in a bag recorded
 with ``use_sim_time``; stamps start at ``start_time`` (seconds). The same arguments give the same bag.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -38,11 +38,11 @@ class FlightInfo:
     path: Path
     frames_per_camera: int
     duration_s: float
-    topics: Dict[str, str] = field(default_factory=dict)  # topic -> message type
-    segments: List[str] = field(default_factory=list)
+    topics: dict[str, str] = field(default_factory=dict)  # topic -> message type
+    segments: list[str] = field(default_factory=list)
 
 
-def camera_topics(camera: str, image_format: str = "raw") -> Dict[str, str]:
+def camera_topics(camera: str, image_format: str = "raw") -> dict[str, str]:
     base = "/" + camera.strip("/")
     return {"image": f"{base}/image" + ("" if image_format == "raw" else "/compressed"),
             "ground_truth": f"{base}/{ground_truth.TOPIC_SUFFIX}",
@@ -120,7 +120,7 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
     return info
 
 
-def read_flight_info(path) -> Optional[dict]:
+def read_flight_info(path) -> dict | None:
     """The flight parameters stored in a bag made by ``make_flight`` (None for other bags)."""
     text = read_custom_data(path, CUSTOM_DATA_KEY)
     return json.loads(text) if text else None

@@ -17,8 +17,9 @@ remapping and namespaces.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -43,16 +44,16 @@ class GroundTruthFrame:
     condition: str
     severity: int
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (k, 4) xyxy px
-    class_ids: Tuple[str, ...] = ()
+    class_ids: tuple[str, ...] = ()
 
     @property
-    def key(self) -> Tuple[str, int]:
+    def key(self) -> tuple[str, int]:
         return (self.frame_id, self.stamp_ns)
 
 
 def encode(frame: GroundTruthFrame) -> str:
     sec, nanosec = ns_to_stamp(frame.stamp_ns)
-    document: Dict[str, Any] = {
+    document: dict[str, Any] = {
         "schema": SCHEMA, "version": VERSION,
         "header": {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame.frame_id},
         "image_topic": frame.image_topic,
@@ -89,6 +90,6 @@ def is_ground_truth(text: str) -> bool:
     return f'"schema":"{SCHEMA}"' in text[:64] or f'"schema": "{SCHEMA}"' in text[:64]
 
 
-def labels_as_indices(class_ids: Sequence[str], vocabulary: Dict[str, int]) -> np.ndarray:
+def labels_as_indices(class_ids: Sequence[str], vocabulary: dict[str, int]) -> np.ndarray:
     """Class names -> integer indices, growing ``vocabulary`` with names it has not seen."""
     return np.array([vocabulary.setdefault(str(c), len(vocabulary)) for c in class_ids], np.int64)

@@ -3,10 +3,10 @@
 The one way the demo, the benchmarks and the tests start a node. The child inherits the environment
 (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, RMW_IMPLEMENTATION), so it lives in the same ROS graph
 as its parent. Parameters are passed as ``--ros-args -p`` (after ``--params-file``, so they win);
-``ros_args`` adds arguments as typed on a command line, ``env`` variables; ``torch_threads`` sets the node's parameter
-``model.threads`` (the environment's thread settings are left alone, as ``ros2 launch`` leaves them). The node logs to stdout only (no ROS log files),
-which goes to ``log_path``; without one, to a temporary file removed at ``stop()`` unless
-TTT_KEEP_NODE_LOGS is set.
+``ros_args`` adds arguments as typed on a command line, ``env`` variables; ``torch_threads`` sets the node's
+parameter ``model.threads`` (the environment's thread settings are left alone, as ``ros2 launch`` leaves them).
+The node logs to stdout only (no ROS log files), which goes to ``log_path``; without one, to a temporary file
+removed at ``stop()`` unless TTT_KEEP_NODE_LOGS is set.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ttt_perception/
 
@@ -44,11 +45,11 @@ class NodeProcess:
     environment names none (``ros/dds_profile.py``); the parent should then use it too.
     """
 
-    def __init__(self, parameters: Optional[Dict[str, Any]] = None, namespace: str = "",
-                 node_name: str = "ttt_perception", log_path: Optional[str] = None, use_sim_time: bool = False,
-                 torch_threads: Optional[int] = None, params_file: Optional[str] = None,
+    def __init__(self, parameters: dict[str, Any] | None = None, namespace: str = "",
+                 node_name: str = "ttt_perception", log_path: str | None = None, use_sim_time: bool = False,
+                 torch_threads: int | None = None, params_file: str | None = None,
                  large_image_profile: bool = True, ros_args: Sequence[str] = (),
-                 env: Optional[Dict[str, str]] = None):
+                 env: dict[str, str] | None = None):
         self.parameters = dict(parameters or {})
         if torch_threads is not None:
             self.parameters["model.threads"] = int(torch_threads)
@@ -62,7 +63,7 @@ class NodeProcess:
         self.large_image_profile = large_image_profile
         self._temporary_log = not log_path
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="ttt_node_", suffix=".log")[1])
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
     @property
     def fully_qualified_name(self) -> str:
@@ -80,7 +81,7 @@ class NodeProcess:
             args += ["-p", ros_argument(name, value)]
         return args + self.ros_args
 
-    def start(self) -> "NodeProcess":
+    def start(self) -> NodeProcess:
         from ..ros.dds_profile import use_large_image_profile
 
         env = {**os.environ, **self.env}
@@ -104,7 +105,7 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
 
-    def stop(self, timeout: float = 20.0) -> Optional[int]:
+    def stop(self, timeout: float = 20.0) -> int | None:
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -118,7 +119,7 @@ class NodeProcess:
             self.log_path.unlink(missing_ok=True)
         return self.process.returncode
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, Tuple
 
 STORAGES = ("mcap", "sqlite3")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -37,11 +37,11 @@ def stamp_to_ns(sec: int, nanosec: int) -> int:
     return int(sec) * 1_000_000_000 + int(nanosec)
 
 
-def ns_to_stamp(ns: int) -> Tuple[int, int]:
+def ns_to_stamp(ns: int) -> tuple[int, int]:
     return int(ns) // 1_000_000_000, int(ns) % 1_000_000_000
 
 
-def read_header(raw) -> Tuple[int, str]:
+def read_header(raw) -> tuple[int, str]:
     """(stamp in ns, frame_id) of a CDR-serialised message whose first field is a std_msgs/Header.
 
     Reads the few header bytes only, so large images are not deserialised. ``raw`` includes the
@@ -77,7 +77,7 @@ def register_connection_types(typestore, connections: Iterable) -> None:
         typestore.register(types)
 
 
-def ensure_type(typestore, msgtype: str, search_path: Optional[str] = None) -> bool:
+def ensure_type(typestore, msgtype: str, search_path: str | None = None) -> bool:
     """Make ``msgtype`` known to ``typestore``, from the ``.msg`` files of the ROS installation if needed.
 
     Types of the Jazzy store are known already; others (vision_msgs on a robot, say) are read from
@@ -125,7 +125,7 @@ def _referenced_types(types) -> list:
     return names
 
 
-def read_custom_data(path, key: str) -> Optional[str]:
+def read_custom_data(path, key: str) -> str | None:
     """A ``custom_data`` entry of a bag directory's metadata.yaml (None when absent)."""
     import yaml
 

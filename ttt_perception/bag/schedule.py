@@ -11,8 +11,8 @@ Text form, one comma-separated entry per segment, ``CONDITION[@SEVERITY]:SECONDS
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 from ..corruptions import CORRUPTIONS
 
@@ -66,7 +66,7 @@ class PlannedFrame:
         return self.segment.condition
 
 
-def parse_schedule(text: str) -> List[Segment]:
+def parse_schedule(text: str) -> list[Segment]:
     """Segments of a schedule in text form (see the module docstring); ValueError with the reason."""
     segments = []
     for entry in (part.strip() for part in text.split(",")):
@@ -110,11 +110,11 @@ def schedule_text(segments: Sequence[Segment]) -> str:
     return ",".join(segment.to_text() for segment in segments)
 
 
-def plan_frames(segments: Sequence[Segment], rate_hz: float) -> List[PlannedFrame]:
+def plan_frames(segments: Sequence[Segment], rate_hz: float) -> list[PlannedFrame]:
     """One planned frame every 1/rate seconds; each segment gets round(seconds x rate) frames (at least 1)."""
     if not (math.isfinite(rate_hz) and rate_hz > 0):
         raise ValueError(f"rate must be > 0 Hz, got {rate_hz}")
-    frames: List[PlannedFrame] = []
+    frames: list[PlannedFrame] = []
     for segment_index, segment in enumerate(segments):
         count = max(1, int(round(segment.seconds * rate_hz)))
         for position in range(count):

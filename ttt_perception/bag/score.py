@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from ..metrics import matched_accuracy, mean_average_precision
 from . import ground_truth
 from .rosbag_io import jazzy_typestore, read_custom_data, register_connection_types, stamp_to_ns
 
-Key = Tuple[str, int]  # (frame_id, stamp in ns)
+Key = tuple[str, int]  # (frame_id, stamp in ns)
 
 DETECTIONS_JSON_SCHEMA = "ttt_perception/Detection2DArray"
 UNCERTAINTY_SCHEMA = "ttt_perception/uncertainty"
@@ -44,7 +44,7 @@ REPLAY_CUSTOM_DATA_KEY = "ttt_perception.replay"
 class Answer:
     boxes: np.ndarray  # (k, 4) xyxy image pixels
     scores: np.ndarray
-    class_ids: Tuple[str, ...]
+    class_ids: tuple[str, ...]
     log_ns: int
 
 
@@ -52,15 +52,15 @@ class Answer:
 class Run:
     label: str
     path: Path
-    detections: Dict[Key, Answer] = field(default_factory=dict)
-    uncertainty: Dict[Key, dict] = field(default_factory=dict)
-    sent: Dict[Key, int] = field(default_factory=dict)  # key -> wall ns it was published
-    node_counters: Dict[str, dict] = field(default_factory=dict)  # camera status name -> last values
-    input_bag: Optional[str] = None
+    detections: dict[Key, Answer] = field(default_factory=dict)
+    uncertainty: dict[Key, dict] = field(default_factory=dict)
+    sent: dict[Key, int] = field(default_factory=dict)  # key -> wall ns it was published
+    node_counters: dict[str, dict] = field(default_factory=dict)  # camera status name -> last values
+    input_bag: str | None = None
     duplicates: int = 0
 
     @property
-    def mode(self) -> Optional[str]:
+    def mode(self) -> str | None:
         modes = Counter(str(u.get("mode")) for u in self.uncertainty.values() if u.get("mode") is not None)
         return modes.most_common(1)[0][0] if modes else None
 
@@ -68,7 +68,7 @@ class Run:
 # ---- reading ------------------------------------------------------------------------------------
 
 
-def read_ground_truth(bag) -> List[ground_truth.GroundTruthFrame]:
+def read_ground_truth(bag) -> list[ground_truth.GroundTruthFrame]:
     """Every ground-truth document of a flight bag, in time order."""
     from rosbags.rosbag2 import Reader
 
@@ -86,7 +86,7 @@ def read_ground_truth(bag) -> List[ground_truth.GroundTruthFrame]:
     return frames
 
 
-def read_run(bag, label: Optional[str] = None) -> Run:
+def read_run(bag, label: str | None = None) -> Run:
     """The node outputs recorded in ``bag``: detections, uncertainty, node counters, the sent log."""
     from rosbags.rosbag2 import Reader
 
@@ -189,18 +189,18 @@ def _read_diagnostics(run: Run, msg) -> None:
 # ---- scoring ------------------------------------------------------------------------------------
 
 
-def _percentile(values: Sequence[float], q: float) -> Optional[float]:
+def _percentile(values: Sequence[float], q: float) -> float | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.percentile(values, q)) if values else None
 
 
-def _mean(values: Sequence[float]) -> Optional[float]:
+def _mean(values: Sequence[float]) -> float | None:
     values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return float(np.mean(values)) if values else None
 
 
-def _quality(frames: Sequence[ground_truth.GroundTruthFrame], answers: Sequence[Optional[Answer]],
-             vocabulary: Dict[str, int]) -> float:
+def _quality(frames: Sequence[ground_truth.GroundTruthFrame], answers: Sequence[Answer | None],
+             vocabulary: dict[str, int]) -> float:
     """mAP@0.5 of frames and their answers (None: no detections)."""
     pred_boxes, pred_scores, pred_labels, true_boxes, true_labels = [], [], [], [], []
     for frame, answer in zip(frames, answers):
@@ -218,7 +218,7 @@ def _quality(frames: Sequence[ground_truth.GroundTruthFrame], answers: Sequence[
                                   num_classes=len(vocabulary))
 
 
-def group_metrics(frames: Sequence[ground_truth.GroundTruthFrame], run: Run, vocabulary: Dict[str, int]) -> dict:
+def group_metrics(frames: Sequence[ground_truth.GroundTruthFrame], run: Run, vocabulary: dict[str, int]) -> dict:
     answers = [run.detections.get(f.key) for f in frames]
     answered = [(f, a) for f, a in zip(frames, answers) if a is not None]
     correct = matched = 0
@@ -245,7 +245,7 @@ def group_metrics(frames: Sequence[ground_truth.GroundTruthFrame], run: Run, voc
 
 
 def _node_totals(run: Run) -> dict:
-    totals: Dict[str, float] = {}
+    totals: dict[str, float] = {}
     for values in run.node_counters.values():
         for name in ("received", "published", "dropped", "rejected", "failed", "auto_resets"):
             if isinstance(values.get(name), (int, float)):
@@ -258,10 +258,10 @@ def segment_label(frame: ground_truth.GroundTruthFrame) -> str:
 
 
 def score_runs(truth: Sequence[ground_truth.GroundTruthFrame], runs: Sequence[Run],
-               window_frames: Optional[int] = None) -> dict:
+               window_frames: int | None = None) -> dict:
     """The whole report as a JSON-able dict (see the module docstring)."""
-    vocabulary: Dict[str, int] = {}
-    segments: Dict[str, dict] = {}
+    vocabulary: dict[str, int] = {}
+    segments: dict[str, dict] = {}
     for frame in truth:
         entry = segments.setdefault(segment_label(frame), {"condition": frame.condition, "start_s": frame.time_s,
                                                            "end_s": frame.time_s, "severities": set()})
@@ -289,9 +289,9 @@ def score_runs(truth: Sequence[ground_truth.GroundTruthFrame], runs: Sequence[Ru
     return report
 
 
-def quality_series(truth, runs, vocabulary, window_frames: Optional[int] = None) -> dict:
+def quality_series(truth, runs, vocabulary, window_frames: int | None = None) -> dict:
     """Windowed mAP@0.5 per run over the flight time (frames of all cameras at one time step together)."""
-    by_index: Dict[int, List[ground_truth.GroundTruthFrame]] = {}
+    by_index: dict[int, list[ground_truth.GroundTruthFrame]] = {}
     for frame in truth:
         by_index.setdefault(frame.frame_index, []).append(frame)
     indices = sorted(by_index)
@@ -341,7 +341,8 @@ def format_tables(report: dict) -> str:
     labels = list(report["runs"])
     seg_rows = []
     for name in report["segments"]:
-        seg_rows.append([name] + [_cell(report["runs"][l]["segments"].get(name, {}).get("map50")) for l in labels])
+        seg_rows.append([name] + [_cell(report["runs"][label]["segments"].get(name, {}).get("map50"))
+                                  for label in labels])
     text.append(_table(["segment"] + labels, seg_rows))
     return "\n".join(text)
 
@@ -388,8 +389,8 @@ def plot(report: dict, path, title: str = "") -> Path:
     return path
 
 
-def score_bags(run_bags: Sequence[Tuple[Optional[str], str]], ground_truth_bag: Optional[str] = None,
-               json_path=None, png_path=None, window_frames: Optional[int] = None, title: str = "") -> dict:
+def score_bags(run_bags: Sequence[tuple[str | None, str]], ground_truth_bag: str | None = None,
+               json_path=None, png_path=None, window_frames: int | None = None, title: str = "") -> dict:
     """Read, score, write JSON and PNG; ``run_bags`` is a list of (label or None, output bag)."""
     runs = [read_run(path, label) for label, path in run_bags]
     labels = [r.label for r in runs]

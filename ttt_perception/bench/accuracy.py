@@ -19,12 +19,35 @@ import numpy as np
 
 from ..corruptions import CORRUPTIONS
 from ..training import source_statistics
-from .common import (add_common_arguments, format_table, load_model, parse_severities, print_targets, results_dir,
-                     run_record, set_up,
-                     source_only_model, target, write_json)
-from .evaluation import (JOINT, TASKS, TTT_DEFAULTS, TTT_ONLINE, TTT_RESET, chosen_lr, corrupted_sets,
-                         evaluate_methods, make_frames, mean_quality, quality_name, set_key, standard_methods,
-                         truth_of)
+from .common import (
+    add_common_arguments,
+    format_table,
+    load_model,
+    parse_severities,
+    print_targets,
+    results_dir,
+    run_record,
+    set_up,
+    source_only_model,
+    target,
+    write_json,
+)
+from .evaluation import (
+    JOINT,
+    TASKS,
+    TTT_DEFAULTS,
+    TTT_ONLINE,
+    TTT_RESET,
+    chosen_lr,
+    corrupted_sets,
+    evaluate_methods,
+    make_frames,
+    mean_quality,
+    quality_name,
+    set_key,
+    standard_methods,
+    truth_of,
+)
 
 _LOG = logging.getLogger(__name__)
 PROFILES = {

@@ -24,8 +24,18 @@ from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
 from ..corruptions import CORRUPTIONS
 from ..objectives import plain_rotations
 from ..training import main_loss, prepare_inputs
-from .common import (add_common_arguments, format_table, load_model, parse_severities, print_targets, results_dir, run_record, set_up,
-                     target, write_json)
+from .common import (
+    add_common_arguments,
+    format_table,
+    load_model,
+    parse_severities,
+    print_targets,
+    results_dir,
+    run_record,
+    set_up,
+    target,
+    write_json,
+)
 from .evaluation import Method, corrupted_sets, evaluate, make_frames, quality_name, truth_of
 
 PROFILES = {"quick": {"frames": 12, "severities": (5,)},
@@ -212,7 +222,8 @@ def main(args) -> int:
            "pearson_r_rotation_error_vs_off": pearson([r["rotation_error"] for r in records],
                                                       [r[key + "_off"] for r in records]),
            "gradient_inner_clean": clean["inner"]}
-    payload = {**run_record(args, device, profile), "task": task, "self_supervision": ssl, "model": description, "data": data_description,
+    payload = {**run_record(args, device, profile), "task": task, "self_supervision": ssl, "model": description,
+               "data": data_description,
                "quality": key, "frames_per_set": len(data), "severities": list(severities),
                "corruptions": list(CORRUPTIONS),
                "methods": {m.name: dataclasses.asdict(m.config) for m in METHODS},
@@ -230,7 +241,8 @@ def main(args) -> int:
     plot(payload, png_path)
     print(format_table(["method", "Pearson r (inner product)", "r (cosine)", "r (vs cross-entropy drop)",
                         f"mean improvement ({key} pts)", "paper r"],
-                       [[n, c["pearson_r"], c["pearson_r_cosine"], "-" if c["pearson_r_nll"] is None else c["pearson_r_nll"],
+                       [[n, c["pearson_r"], c["pearson_r_cosine"],
+                         "-" if c["pearson_r_nll"] is None else c["pearson_r_nll"],
                          c["mean_improvement"], c["paper_r"]] for n, c in correlation.items()]))
     print(f"rotation head error: clean {ssl['rotation_error_clean']:.1f}%, corrupted sets "
           f"{ssl['rotation_error_corrupted_mean']:.1f}% on average (chance 75%); Pearson r with the off {key} over "

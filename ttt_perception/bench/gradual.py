@@ -15,10 +15,30 @@ import numpy as np
 from tqdm import tqdm
 
 from ..corruptions import CORRUPTIONS, corrupt_batch
-from .common import (add_common_arguments, format_table, load_model, print_targets, results_dir, run_record, set_up,
-                     target, write_json)
-from .evaluation import (JOINT, TENT, TTT_DEFAULTS, TTT_ONLINE, TTT_RESET, for_task, make_frames,
-                         private_adapter, score_stream, standard_methods, chosen_lr)
+from .common import (
+    add_common_arguments,
+    format_table,
+    load_model,
+    print_targets,
+    results_dir,
+    run_record,
+    set_up,
+    target,
+    write_json,
+)
+from .evaluation import (
+    JOINT,
+    TENT,
+    TTT_DEFAULTS,
+    TTT_ONLINE,
+    TTT_RESET,
+    chosen_lr,
+    for_task,
+    make_frames,
+    private_adapter,
+    score_stream,
+    standard_methods,
+)
 
 SCHEDULE = (1, 2, 3, 4, 5, 4, 3, 2, 1)
 PROFILES = {

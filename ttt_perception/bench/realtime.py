@@ -28,10 +28,30 @@ from tqdm import tqdm
 from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
 from ..choices import OBJECTIVES, STOP_REASONS
 from ..corruptions import CORRUPTIONS
-from .common import (add_common_arguments, format_table, load_model, peak_memory_mb, print_targets, reset_peak_memory,
-                     results_dir, run_record, set_up, target, write_json)
-from .evaluation import (JOINT, TENT, TTT_ONLINE, TTT_RESET, chosen_lr, corrupted_sets, make_frames,
-                         private_adapter, tent_config)
+from .common import (
+    add_common_arguments,
+    format_table,
+    load_model,
+    peak_memory_mb,
+    print_targets,
+    reset_peak_memory,
+    results_dir,
+    run_record,
+    set_up,
+    target,
+    write_json,
+)
+from .evaluation import (
+    JOINT,
+    TENT,
+    TTT_ONLINE,
+    TTT_RESET,
+    chosen_lr,
+    corrupted_sets,
+    make_frames,
+    private_adapter,
+    tent_config,
+)
 
 PROFILES = {
     "quick": {"frames": 40, "corruptions": CORRUPTIONS, "rates": (10.0, 30.0),
@@ -397,9 +417,10 @@ def main(args) -> int:
         met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
         budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x={r['budget_ms']:.1f}ms"
         lat = r["latency_ms"]
+        percentiles = {kind: "/".join(f"{lat[kind][p]:.1f}" for p in ("p50", "p95", "p99"))
+                       for kind in ("predict", "adapt")}
         rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
-                     r["mean_steps"], f"{lat['predict']['p50']:.1f}/{lat['predict']['p95']:.1f}/{lat['predict']['p99']:.1f}",
-                     f"{lat['adapt']['p50']:.1f}/{lat['adapt']['p95']:.1f}/{lat['adapt']['p99']:.1f}",
+                     r["mean_steps"], percentiles["predict"], percentiles["adapt"],
                      f"{r['peak_memory']['mb']:.0f}"])
     print(format_table(["Hz", "budget", "method", "error %", "met %", "dropped %", "steps", "predict p50/95/99 ms",
                         "adapt p50/95/99 ms", "peak MB"], rows))

@@ -47,7 +47,8 @@ def _provenance(payload: dict) -> str:
 
 
 def _targets(payload: dict) -> list[str]:
-    return [f"- **{'PASS' if t['passed'] else 'MISS'}** {t['target']}: {t['detail']}" for t in payload.get("targets", [])]
+    return [f"- **{'PASS' if t['passed'] else 'MISS'}** {t['target']}: {t['detail']}"
+            for t in payload.get("targets", [])]
 
 
 def _with_spread(value: float, spread: float | None) -> str:

@@ -19,8 +19,16 @@ from ..corruptions import CORRUPTIONS
 from ..default_models import load_default_model
 from ..devices import resolve_device
 from .common import format_table, machine_description, write_json
-from .evaluation import (Method, corrupted_sets, evaluate_methods, higher_is_better, make_frames, quality_name,
-                         set_key, truth_of)
+from .evaluation import (
+    Method,
+    corrupted_sets,
+    evaluate_methods,
+    higher_is_better,
+    make_frames,
+    quality_name,
+    set_key,
+    truth_of,
+)
 
 DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3)
 

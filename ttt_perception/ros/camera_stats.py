@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Deque, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,15 +26,15 @@ class CameraStats:
         self._window = window_s
         self._lock = threading.Lock()
         self._created = clock()
-        self.counts: Dict[str, int] = {"received": 0, "published": 0, "dropped": 0, "rejected": 0,
+        self.counts: dict[str, int] = {"received": 0, "published": 0, "dropped": 0, "rejected": 0,
                                        "failed": 0, "auto_resets": 0, "empty_frame_id": 0}
-        self.rejected_by_reason: Dict[str, int] = {}
+        self.rejected_by_reason: dict[str, int] = {}
         self.last_auto_reset = ""
         self.last_error = ""
-        self._events: Dict[str, Deque[float]] = {kind: deque() for kind in
+        self._events: dict[str, deque[float]] = {kind: deque() for kind in
                                                  ("received", "published", "dropped", "rejected", "failed",
                                                   "auto_resets", "empty_frame_id")}
-        self._frames: Deque[Tuple[bool, int, float, float]] = deque(maxlen=RECENT_FRAMES)
+        self._frames: deque[tuple[bool, int, float, float]] = deque(maxlen=RECENT_FRAMES)
 
     def _event(self, kind: str, count: int = 1) -> None:
         now = self._clock()
@@ -75,7 +76,7 @@ class CameraStats:
                 self._event("auto_resets")
                 self.last_auto_reset = str(report["auto_reset"])
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """Totals, rates over the window, events in the window, and recent-frame statistics."""
         with self._lock:
             now = self._clock()
@@ -87,7 +88,7 @@ class CameraStats:
             span = max(min(self._window, now - self._created), 1e-3)
             frames = list(self._frames)
             counts = dict(self.counts)
-            snap: Dict[str, Any] = {
+            snap: dict[str, Any] = {
                 "camera": self.camera,
                 "counts": counts,
                 "rejected_by_reason": dict(self.rejected_by_reason),
@@ -105,7 +106,7 @@ class CameraStats:
         return snap
 
 
-def _frame_statistics(frames) -> Dict[str, Optional[float]]:
+def _frame_statistics(frames) -> dict[str, float | None]:
     if not frames:
         return {"frames": 0, "deadline_met_fraction": None, "mean_steps": None, "adapt_ms_p50": None,
                 "adapt_ms_p95": None, "total_ms_p95": None}
@@ -128,7 +129,7 @@ MAX_DROP_FRACTION = 0.5
 STALL_S = 5.0
 
 
-def assess(snapshot: Mapping[str, Any], active: bool, input_hint: str = "") -> Tuple[int, str]:
+def assess(snapshot: Mapping[str, Any], active: bool, input_hint: str = "") -> tuple[int, str]:
     """Level (OK/WARN/ERROR) and the reasons, from one camera's snapshot."""
     if not active:
         return OK, "inactive: frames are ignored"

@@ -6,7 +6,7 @@ written with PIL's built-in bitmap font above the box, or inside it at the top e
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

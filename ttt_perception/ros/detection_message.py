@@ -20,7 +20,8 @@ schema ``ttt_perception/Detection2DArray``, version 1 (documented in docs/node.m
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class DetectionMessageBuilder:
     importing vision_msgs (``()`` forces the fallback).
     """
 
-    def __init__(self, classes: Optional[Sequence[Any]] = None):
+    def __init__(self, classes: Sequence[Any] | None = None):
         found = _vision_msgs() if classes is None else (tuple(classes) or None)
         if found is not None:
             self._array_type, self._detection_type, self._hypothesis_type = found
@@ -119,7 +120,7 @@ def _rows(detections, class_names: Sequence[str]):
         yield ((x0 + x1) / 2.0, (y0 + y1) / 2.0, x1 - x0, y1 - y0, str(name), float(score))
 
 
-def parse_json_detections(text: str) -> Dict[str, Any]:
+def parse_json_detections(text: str) -> dict[str, Any]:
     """The fallback document as a dict; ValueError when schema or version do not match."""
     document = json.loads(text)
     if document.get("schema") != FALLBACK_SCHEMA:
@@ -129,7 +130,7 @@ def parse_json_detections(text: str) -> Dict[str, Any]:
     return document
 
 
-def detections_summary(msg) -> Dict[str, Any]:
+def detections_summary(msg) -> dict[str, Any]:
     """Either message type as ``{"stamp": (sec, nanosec), "frame_id": str, "detections": [...]}``.
 
     Each detection is ``{"center": (x, y), "size": (w, h), "class_id": str, "score": float}``; for

@@ -11,7 +11,8 @@ ERROR with the reason when configure failed) and one per camera ("<node>: camera
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .camera_stats import assess
 
@@ -67,7 +68,7 @@ def diagnostic_array(stamp, statuses: Iterable[Any]):
     return array
 
 
-_LEVEL_IS_BYTES: Optional[bool] = None
+_LEVEL_IS_BYTES: bool | None = None
 
 
 def _level_is_bytes() -> bool:

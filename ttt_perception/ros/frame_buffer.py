@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, Hashable, Iterable, Optional, Tuple
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 
 class LatestFrameSlots:
@@ -20,11 +21,11 @@ class LatestFrameSlots:
     def __init__(self, cameras: Iterable[Hashable] = (), clock=time.monotonic):
         self._clock = clock
         self._cond = threading.Condition()
-        self._waiting: Dict[Hashable, Tuple[float, Any]] = {}
-        self._dropped: Dict[Hashable, int] = {camera: 0 for camera in cameras}
+        self._waiting: dict[Hashable, tuple[float, Any]] = {}
+        self._dropped: dict[Hashable, int] = {camera: 0 for camera in cameras}
         self._closed = False
 
-    def put(self, camera: Hashable, frame: Any) -> Optional[Any]:
+    def put(self, camera: Hashable, frame: Any) -> Any | None:
         """Store ``frame`` as the camera's waiting frame; return the frame it replaced (dropped) or None."""
         with self._cond:
             previous = self._waiting.get(camera)
@@ -36,7 +37,7 @@ class LatestFrameSlots:
             self._cond.notify()
             return None if previous is None else previous[1]
 
-    def take(self, timeout: Optional[float] = None) -> Optional[Tuple[Hashable, Any]]:
+    def take(self, timeout: float | None = None) -> tuple[Hashable, Any] | None:
         """Remove and return ``(camera, frame)`` that has waited longest; None on timeout or close."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._waiting or self._closed, timeout=timeout):
@@ -47,7 +48,7 @@ class LatestFrameSlots:
             _, frame = self._waiting.pop(camera)
             return camera, frame
 
-    def clear(self) -> Dict[Hashable, Any]:
+    def clear(self) -> dict[Hashable, Any]:
         """Remove every waiting frame (not counted as dropped) and return them by camera."""
         with self._cond:
             waiting = {camera: frame for camera, (_, frame) in self._waiting.items()}

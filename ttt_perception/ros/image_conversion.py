@@ -21,7 +21,7 @@ Compressed: anything PIL decodes (JPEG, PNG incl. 16-bit grey); ``compressedDept
 from __future__ import annotations
 
 import io
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -244,7 +244,7 @@ def _as_message_bytes(array: np.ndarray, msg):
     return array.tobytes()
 
 
-def describe(msg) -> Optional[str]:
+def describe(msg) -> str | None:
     """A short description of an image message for log lines: "640x480 rgb8" or "jpeg 12345 bytes"."""
     if hasattr(msg, "encoding"):
         return f"{getattr(msg, 'width', '?')}x{getattr(msg, 'height', '?')} {getattr(msg, 'encoding', '?')}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Hashable, Tuple
+from collections.abc import Callable, Hashable
 
 
 class LogThrottle:
@@ -17,7 +17,7 @@ class LogThrottle:
         self._period = period_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._state: Dict[Hashable, Tuple[float, int]] = {}  # key -> (last emitted, suppressed since)
+        self._state: dict[Hashable, tuple[float, int]] = {}  # key -> (last emitted, suppressed since)
 
     def __call__(self, key: Hashable, emit: Callable[[str], None], message: str) -> bool:
         """Emit ``message`` through ``emit`` unless ``key`` was emitted less than a period ago."""

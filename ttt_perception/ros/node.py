@@ -20,15 +20,15 @@ import dataclasses
 import gc
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -40,6 +40,7 @@ from .diagnostics import camera_status, diagnostic_array, node_status
 from .frame_buffer import LatestFrameSlots
 from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from .log_throttle import LogThrottle
+from .next_frame import NextFrameClock
 from .uncertainty_message import build_uncertainty
 from .worker import FrameWorker
 
@@ -54,7 +55,7 @@ class Frame(NamedTuple):
     msg: Any
     compressed: bool
     arrival: float  # time.perf_counter() when the callback ran (the adapter's clock)
-    age_s: Optional[float]  # now - header stamp on the node's clock, when deadline.clock is "stamp"
+    age_s: float | None  # now - header stamp on the node's clock, when deadline.clock is "stamp"
 
 
 @dataclasses.dataclass
@@ -62,10 +63,10 @@ class CameraIO:
     name: str
     label: str  # the adapter's stream name and the name in diagnostics
     stats: CameraStats
-    subscriptions: List[Any]
+    subscriptions: list[Any]
     detections: Any
     uncertainty: Any
-    debug_image: Optional[Any]
+    debug_image: Any | None
 
 
 class TTTPerceptionNode(LifecycleNode):
@@ -75,7 +76,7 @@ class TTTPerceptionNode(LifecycleNode):
         for problem in self._refused_overrides.values():
             self.get_logger().error(problem)
         self._lock = threading.Lock()  # guards _values and _pending_settings
-        self._pending_settings: Optional[Dict[str, Any]] = None
+        self._pending_settings: dict[str, Any] | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._throttle = LogThrottle(period_s=5.0)
@@ -83,11 +84,12 @@ class TTTPerceptionNode(LifecycleNode):
         self.get_logger().info(f"detections are published as {self._messages.description}")
 
         self._adapter = None
-        self._class_names: List[str] = []
+        self._class_names: list[str] = []
         self._device = ""
-        self._cameras: Dict[str, CameraIO] = {}
-        self._slots: Optional[LatestFrameSlots] = None
-        self._worker: Optional[FrameWorker] = None
+        self._cameras: dict[str, CameraIO] = {}
+        self._slots: LatestFrameSlots | None = None
+        self._next_frame = NextFrameClock()  # bounds the steps taken after publishing
+        self._worker: FrameWorker | None = None
         self._active = False
         # held while checking "active" and publishing, and while deactivating: once deactivation has
         # begun no output starts, and one in progress finishes first
@@ -96,7 +98,7 @@ class TTTPerceptionNode(LifecycleNode):
         self._configure_error = ""
         self._manual_resets = 0
         self._cuda_used = False
-        self._torch_default_threads: Optional[int] = None
+        self._torch_default_threads: int | None = None
         self._threads = 0  # torch threads in use since the last configure
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -147,12 +149,15 @@ class TTTPerceptionNode(LifecycleNode):
                                    "configure (cleanup, then configure)")
         return SetParametersResult(successful=True)
 
-    def _adapter_config_errors(self, values) -> List[str]:
+    def _adapter_config_errors(self, values) -> list[str]:
         from ttt_perception.adapter import AdaptationConfig
 
-        base = self._adapter.config if self._adapter is not None else AdaptationConfig()
+        adapter = self._adapter
+        base = adapter.config if adapter is not None else AdaptationConfig()
         try:
-            dataclasses.replace(base, **params.adapter_settings(values)).validated()
+            config = dataclasses.replace(base, **params.adapter_settings(values)).validated()
+            if adapter is not None:  # what the loaded model can do (e.g. its stored clean levels)
+                adapter.check_supported(config)
         except (TypeError, ValueError) as exc:
             return [str(exc)]
         return []
@@ -217,6 +222,7 @@ class TTTPerceptionNode(LifecycleNode):
 
         cameras = params.camera_names(values)
         self._slots = LatestFrameSlots(cameras)
+        self._next_frame.forget()
         qos = qos_profile_sensor_data if values["input.qos"] == "sensor_data" else RELIABLE_INPUT_QOS
         for camera in cameras:
             self._cameras[camera] = self._camera_io(camera, qos, values["publish_debug_image"])
@@ -348,6 +354,7 @@ class TTTPerceptionNode(LifecycleNode):
                 now = self.get_clock().now()
                 age = max(0.0, (now - Time.from_msg(stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
         io.stats.received()
+        self._next_frame.arrived(camera, arrival)
         if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
             io.stats.dropped()
 
@@ -371,12 +378,40 @@ class TTTPerceptionNode(LifecycleNode):
                            f"camera '{io.label}': frame with an empty header.frame_id; processed, but its "
                            "outputs cannot be placed in TF (set the camera driver's frame_id)")
         arrival = frame.arrival if frame.age_s is None else frame.arrival - frame.age_s
-        result = adapter.process(rgb, stream=io.label, arrival_time=arrival)
+        published = []
+
+        def publish_detections(result) -> None:  # before the steps when adapting after publishing
+            published.append(self._publish_detections(io, msg, rgb, result))
+
+        result = adapter.process(rgb, stream=io.label, arrival_time=arrival, publish=publish_detections,
+                                 adapt_until=self._idle_until())
+        if not published:
+            published.append(self._publish_detections(io, msg, rgb, result))
+        if not published[0]:
+            return
         report = result.report.as_dict()
+        uncertainty = build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name())
+        with self._publish_lock:
+            if self._active:
+                io.uncertainty.publish(uncertainty)
+        io.stats.published(report)
+        if report.get("auto_reset"):
+            self.get_logger().warning(f"camera '{io.label}': automatic reset to the source weights: "
+                                      f"{report['auto_reset']}")
+
+    def _idle_until(self) -> float | None:
+        """When the worker's next frame is due (now if one waits already); None: not known yet."""
+        now = time.perf_counter()
+        slots = self._slots
+        if slots is not None and any(slots.waiting(camera) for camera in self._cameras):
+            return now
+        return self._next_frame.next_due(now)
+
+    def _publish_detections(self, io: CameraIO, msg, rgb, result) -> bool:
+        """Publish a frame's detections (and debug image); False if the node was deactivated meanwhile."""
         height, width = rgb.shape[:2]
         detections = self._messages.build(msg.header, result.detections, self._class_names,
                                           image_size=(width, height))
-        uncertainty = build_uncertainty(msg.header, report, io.label, self.get_fully_qualified_name())
         debug = None
         if io.debug_image is not None and io.debug_image.get_subscription_count() > 0:
             debug = rgb_to_image(draw_detections(rgb, result.detections, self._class_names), "rgb8",
@@ -384,15 +419,11 @@ class TTTPerceptionNode(LifecycleNode):
         with self._publish_lock:
             if not self._active:  # deactivated while this frame was in work
                 io.stats.dropped()
-                return
+                return False
             io.detections.publish(detections)
-            io.uncertainty.publish(uncertainty)
             if debug is not None:
                 io.debug_image.publish(debug)
-        io.stats.published(report)
-        if report.get("auto_reset"):
-            self.get_logger().warning(f"camera '{io.label}': automatic reset to the source weights: "
-                                      f"{report['auto_reset']}")
+        return True
 
     def _apply_pending_settings(self, adapter) -> None:
         with self._lock:

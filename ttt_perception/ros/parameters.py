@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from ..choices import ADAPTATION_DEFAULTS as DEFAULT
 from ..choices import MODES, NODE_BUDGET_MS, OBJECTIVES, PARAMETER_SETS, POLICIES
@@ -55,10 +56,10 @@ class ParameterSpec:
     default: Any
     description: str
     kind: str
-    choices: Tuple[str, ...] = ()
-    low: Optional[float] = None  # inclusive range for numbers
-    high: Optional[float] = None
-    adapter_field: Optional[str] = None  # the AdaptationConfig field it sets, if any
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # inclusive range for numbers
+    high: float | None = None
+    adapter_field: str | None = None  # the AdaptationConfig field it sets, if any
 
     @property
     def is_float(self) -> bool:
@@ -75,7 +76,7 @@ class ParameterSpec:
         return f"{text} {_KIND_TEXT[self.kind]}"
 
 
-SPECS: Tuple[ParameterSpec, ...] = (
+SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("model.path", "", "Checkpoint file of the model; empty: the packaged default detector.",
                   RECONFIGURE),
     ParameterSpec("model.device", "auto", "Torch device: auto (CUDA if present, else CPU with a warning), "
@@ -102,8 +103,8 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.parameters", DEFAULT["parameters"],
                   "Weights the steps change: auto (norm for entropy, else "
                   "the extractor), extractor, stem (first convolution and its norm: the noisy-camera "
-                  "profile, docs/adaptation.md) or norm (GroupNorm affines). A change returns every camera to the source "
-                  "weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
+                  "profile, docs/adaptation.md) or norm (GroupNorm affines). A change returns every camera to "
+                  "the source weights.", LIVE, choices=PARAMETER_SETS, adapter_field="parameters"),
     ParameterSpec("adaptation.max_steps", DEFAULT["max_steps"],
                   "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
@@ -118,6 +119,16 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   "averaged over the camera's last ~10 frames, is at least this (a shift signal: high under "
                   "noise, near its clean level under fog); 0: always adapt. The noisy-camera profile uses 1.0.",
                   LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss"),
+    ParameterSpec("adaptation.min_ssl_loss_ratio", DEFAULT["min_ssl_loss_ratio"],
+                  "Like min_ssl_loss, relative to the model's own clean rotation loss stored in its "
+                  "checkpoint at training time: adapt only while the camera's recent source loss is at least "
+                  "this many times it (the larger of the two thresholds applies); 0: off. Checkpoints "
+                  "without that stored level refuse a ratio.",
+                  LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss_ratio"),
+    ParameterSpec("adaptation.adapt_after_publish", DEFAULT["adapt_after_publish"],
+                  "Online mode: publish the prediction first, then adapt on the frame in the idle time "
+                  "before the next frame is due (the deadline then bounds only the prediction). Reset "
+                  "mode always adapts first.", LIVE, adapter_field="adapt_after_publish"),
     ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
                   "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
@@ -141,15 +152,15 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   "(only while someone subscribes).", RECONFIGURE),
     ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up.", STARTUP),
 )
-SPEC_BY_NAME: Dict[str, ParameterSpec] = {spec.name: spec for spec in SPECS}
+SPEC_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in SPECS}
 
 
-def defaults() -> Dict[str, Any]:
+def defaults() -> dict[str, Any]:
     return {spec.name: (list(spec.default) if isinstance(spec.default, list) else spec.default)
             for spec in SPECS}
 
 
-def _check_value(spec: ParameterSpec, value: Any) -> Optional[str]:
+def _check_value(spec: ParameterSpec, value: Any) -> str | None:
     name = spec.name
     if isinstance(spec.default, bool):
         return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
@@ -203,7 +214,7 @@ def _yaml_hint(spec: ParameterSpec, value: Any) -> str:
     return ""
 
 
-def validate(values: Mapping[str, Any]) -> List[str]:
+def validate(values: Mapping[str, Any]) -> list[str]:
     """The reasons why this complete set of values is refused; empty when it is valid."""
     errors = []
     for spec in SPECS:
@@ -221,7 +232,7 @@ def validate(values: Mapping[str, Any]) -> List[str]:
     return errors
 
 
-def _camera_errors(cameras: Sequence[str]) -> List[str]:
+def _camera_errors(cameras: Sequence[str]) -> list[str]:
     cameras = list(cameras)
     if cameras in ([], [""]):
         return []
@@ -238,7 +249,7 @@ def _camera_errors(cameras: Sequence[str]) -> List[str]:
     return errors
 
 
-def camera_names(values: Mapping[str, Any]) -> List[str]:
+def camera_names(values: Mapping[str, Any]) -> list[str]:
     """The cameras to serve; ``[""]`` (also for an empty list) is the single camera without a prefix."""
     cameras = list(values["cameras"])
     return cameras if cameras else [""]
@@ -249,7 +260,7 @@ def topic(camera: str, leaf: str) -> str:
     return f"{camera}/{leaf}" if camera else leaf
 
 
-def adapter_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
+def adapter_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """The ``AdaptationConfig`` fields these parameter values set (numbers in the field's type)."""
     settings = {}
     for spec in SPECS:
@@ -264,9 +275,9 @@ def adapter_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
     return settings
 
 
-def changed_kinds(old: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, List[str]]:
+def changed_kinds(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[str]]:
     """Names of the parameters that differ between two value sets, grouped by kind."""
-    kinds: Dict[str, List[str]] = {LIVE: [], RECONFIGURE: [], STARTUP: []}
+    kinds: dict[str, list[str]] = {LIVE: [], RECONFIGURE: [], STARTUP: []}
     for spec in SPECS:
         if spec.name in old and spec.name in new and old[spec.name] != new[spec.name]:
             kinds[spec.kind].append(spec.name)
@@ -277,8 +288,7 @@ def changed_kinds(old: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, L
 
 def descriptor(spec: ParameterSpec):
     """The ``rcl_interfaces/ParameterDescriptor`` of a spec (description, range, read-only)."""
-    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                    ParameterType)
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
     desc = ParameterDescriptor(name=spec.name, description=spec.full_description(),
                                read_only=spec.kind == STARTUP)
@@ -302,7 +312,7 @@ def descriptor(spec: ParameterSpec):
     return desc
 
 
-def declare_parameters(node) -> Tuple[Dict[str, Any], Dict[str, str]]:
+def declare_parameters(node) -> tuple[dict[str, Any], dict[str, str]]:
     """Declare every parameter on ``node``; return (values, problems by parameter name).
 
     An override (from a parameters file or ``-p``) is first read untyped, normalised (``normalise``)
@@ -328,13 +338,14 @@ def declare_parameters(node) -> Tuple[Dict[str, Any], Dict[str, str]]:
             except (ParameterException, TypeError, ValueError) as exc:
                 problem = str(exc)
         if problem is not None:
-            problems[spec.name] = f"parameter {spec.name}: override refused ({problem}); it keeps the default {default!r}"
+            problems[spec.name] = (f"parameter {spec.name}: override refused ({problem}); "
+                                   f"it keeps the default {default!r}")
             parameter = node.declare_parameter(spec.name, default, desc, ignore_override=True)
         values[spec.name] = plain_value(parameter.value)
     return values, problems
 
 
-def value_problems(parameter_list) -> List[str]:
+def value_problems(parameter_list) -> list[str]:
     """Why single values of ``parameter_list`` (rclpy ``Parameter``) are refused, before rclpy's own
     type check answers with a bare "Wrong parameter type"."""
     return [problem for parameter in parameter_list if parameter.name in SPEC_BY_NAME
@@ -373,9 +384,9 @@ def profile_path(name: str) -> Path:
     return path
 
 
-def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested ``ros__parameters`` mapping -> {"adaptation.mode": ..., ...}."""
-    flat: Dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
@@ -385,7 +396,7 @@ def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, A
     return flat
 
 
-def read_parameters_file(path) -> Dict[str, Any]:
+def read_parameters_file(path) -> dict[str, Any]:
     """The flat values of a one-node ROS 2 parameters file; ValueError if a name or value is invalid."""
     import yaml
 

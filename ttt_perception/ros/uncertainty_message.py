@@ -13,7 +13,8 @@ precision, booleans as ``true``/``false``, NaN as ``nan``.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 UNCERTAINTY_SCHEMA = "ttt_perception/uncertainty"
 UNCERTAINTY_VERSION = 1
@@ -58,9 +59,9 @@ def _summary(report: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def parse_uncertainty(msg) -> Dict[str, Any]:
+def parse_uncertainty(msg) -> dict[str, Any]:
     """The key/value pairs of an uncertainty message, numbers and booleans converted back."""
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for pair in msg.status[0].values:
         values[pair.key] = _value(pair.value)
     return values

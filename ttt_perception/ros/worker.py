@@ -8,7 +8,8 @@ never stops the node. No rclpy here.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Hashable, Optional
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from .frame_buffer import LatestFrameSlots
 
@@ -27,7 +28,7 @@ class FrameWorker:
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "FrameWorker":
+    def start(self) -> FrameWorker:
         self._thread.start()
         return self
 
@@ -48,7 +49,7 @@ class FrameWorker:
             finally:
                 self._busy.clear()
 
-    def stop(self, timeout: Optional[float] = 10.0) -> bool:
+    def stop(self, timeout: float | None = 10.0) -> bool:
         """Close the slots and wait for the frame in work to finish; True if the thread ended."""
         self._slots.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
