@@ -226,6 +226,9 @@ def add_parser(kinds) -> None:
     parser.add_argument("--det-frames", type=int, help="detection frames per set (overrides the profile)")
     parser.add_argument("--severities", help="e.g. 5, 1-5 or 1,3,5 (default: the profile's)")
     parser.add_argument("--seeds", help="comma separated, e.g. 0,1,2 (default: the profile's)")
+    parser.add_argument("--reset-frames", type=int,
+                        help="TTT reset (10 steps of 32 copies a frame) scores the first N frames of each set "
+                             "(default: the profile's)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (CPU), one (method, seed) each")
     parser.add_argument("--split", default="test", choices=("val", "test"),
                         help="val for choosing hyper-parameters, test for reporting")
@@ -254,7 +257,7 @@ def main(args) -> int:
     payload = {**run_record(args, device, profile), "split": args.split, "severities": list(severities),
                "seeds": list(seeds), "corruptions": list(CORRUPTIONS), "tasks": {}, "summary": {}, "targets": []}
     for task in tasks:
-        reset_frames = (settings["reset_frames"] or {}).get(task)
+        reset_frames = args.reset_frames or (settings["reset_frames"] or {}).get(task)
         reset_frames = min(reset_frames, frames[task]) if reset_frames else None
         block = run_task(task, args, device, frames[task], severities, args.model, seeds, reset_frames, args.jobs)
         payload["tasks"][task] = block
