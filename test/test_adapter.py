@@ -12,6 +12,9 @@ from ttt_perception.default_models import load_default_model
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.preprocess import to_model_input
 
+# These tests are about the steps, not the shift gate (on by default: test_adapter_gate.py).
+UNGATED = {"min_ssl_loss_ratio": 0.0}
+
 
 class FakeClock:
     """Time moves only when the model computes: each extractor forward costs ``forward_s``."""
@@ -48,7 +51,7 @@ def assert_same(a, b):
 
 
 def test_reset_mode_restores_weights_bit_exactly(classifier, frames):
-    config = AdaptationConfig(mode="reset", max_steps=3, momentum=0.9, learning_rate=1e-2)
+    config = AdaptationConfig(**UNGATED, mode="reset", max_steps=3, momentum=0.9, learning_rate=1e-2)
     adapter = TestTimeAdapter(classifier, config, "cpu")
     before = params_of(adapter)
     result = adapter.process(frames.images[0])
@@ -61,7 +64,7 @@ def test_reset_mode_restores_weights_bit_exactly(classifier, frames):
 
 
 def test_online_mode_keeps_adapted_weights(classifier, frames):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", max_steps=2), "cpu")
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="online", max_steps=2), "cpu")
     source = {n: t.clone() for n, t in adapter.source_parameters().items()}
     adapter.process(frames.images[0], stream="cam")
     adapted = adapter.stream_parameters("cam")
@@ -87,7 +90,7 @@ def test_off_equals_plain_inference(classifier, frames):
 
 
 def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frames):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", objective="entropy", max_steps=2,
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="online", objective="entropy", max_steps=2,
                                                            learning_rate=0.05), "cpu")
     before = params_of(adapter)
     adapter.process(frames.images[0])
@@ -103,7 +106,7 @@ def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frame
 
 def _timed_adapter(model, **config):
     clock = FakeClock(0.02)
-    adapter = TestTimeAdapter(model, AdaptationConfig(**config), "cpu", clock=clock)
+    adapter = TestTimeAdapter(model, AdaptationConfig(**{**UNGATED, **config}), "cpu", clock=clock)
     clock.attach(adapter.model)
     adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
     return adapter, clock
@@ -141,7 +144,7 @@ def test_no_budget_takes_every_step(classifier, frames):
 
 
 def test_non_finite_loss_resets_to_source(classifier, frames):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online"), "cpu")
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="online"), "cpu")
     adapter.process(frames.images[0], stream="cam")
     with torch.no_grad():
         next(adapter.model.extractor.parameters()).fill_(float("nan"))
@@ -152,8 +155,8 @@ def test_non_finite_loss_resets_to_source(classifier, frames):
 
 
 def test_health_signal_resets_a_stream_whose_loss_leaves_its_range(classifier, frames):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", health_sigma=3.0, health_patience=2),
-                              "cpu")
+    config = AdaptationConfig(**UNGATED, mode="online", health_sigma=3.0, health_patience=2)
+    adapter = TestTimeAdapter(classifier, config, "cpu")
     for image in frames.images[:12]:
         assert adapter.process(image, stream="cam").report.auto_reset == ""
     with torch.no_grad():  # the online state drifts far away (finite, but broken)
@@ -169,7 +172,7 @@ def test_health_signal_resets_a_stream_whose_loss_leaves_its_range(classifier, f
 
 
 def test_streams_adapt_independently_unless_shared(classifier, frames):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="online", max_steps=2), "cpu")
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="online", max_steps=2), "cpu")
     adapter.process(frames.images[0], stream="left")
     left = adapter.stream_parameters("left")
     assert_same(adapter.stream_parameters("right"), adapter.source_parameters())
@@ -185,17 +188,18 @@ def test_streams_adapt_independently_unless_shared(classifier, frames):
 
 
 def test_invalid_config_is_refused_and_nothing_changes(classifier):
-    adapter = TestTimeAdapter(classifier, AdaptationConfig(mode="reset"), "cpu")
+    adapter = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="reset"), "cpu")
     for bad in ({"mode": "sometimes"}, {"learning_rate": -1.0}, {"max_steps": 1000}, {"policy": "x"},
                 {"learning_rate": float("nan")}, {"no_such_setting": 1}):
         with pytest.raises(ValueError):
             adapter.update_config(**bad)
-        assert adapter.config == AdaptationConfig(mode="reset")
+        assert adapter.config == AdaptationConfig(**UNGATED, mode="reset")
 
 
 def test_detector_boxes_come_back_in_image_pixels():
     model = build_model(ModelConfig(task="detector", input_size=64, width=8, groups=4))
-    adapter = TestTimeAdapter(model, AdaptationConfig(mode="online", score_threshold=0.0, max_detections=5), "cpu")
+    config = AdaptationConfig(**UNGATED, mode="online", score_threshold=0.0, max_detections=5)
+    adapter = TestTimeAdapter(model, config, "cpu")
     result = adapter.process(np.zeros((240, 320, 3), np.uint8))
     assert len(result.detections) == 5
     assert result.detections.boxes[:, [0, 2]].max() > 64  # scaled from 64 px input to 320 px width

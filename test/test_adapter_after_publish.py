@@ -13,6 +13,9 @@ from ttt_perception.data import make_classification_frames
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.training import source_statistics
 
+# These tests are about the steps, not the shift gate (on by default: test_adapter_gate.py).
+UNGATED = {"min_ssl_loss_ratio": 0.0}
+
 
 class FakeClock:
     """Time moves only when the model computes: each extractor forward costs ``forward_s``."""
@@ -46,7 +49,7 @@ def _params(adapter):
 
 
 def test_prediction_comes_first_then_the_steps_change_the_weights(model, frames):
-    adapter = TestTimeAdapter(model, AdaptationConfig(mode="online", adapt_after_publish=True, max_steps=2,
+    adapter = TestTimeAdapter(model, AdaptationConfig(**UNGATED, mode="online", adapt_after_publish=True, max_steps=2,
                                                       learning_rate=0.05), "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
     seen = []
@@ -67,7 +70,7 @@ def test_prediction_comes_first_then_the_steps_change_the_weights(model, frames)
 
 
 def test_without_a_publish_callback_the_result_is_the_same(model, frames):
-    configs = AdaptationConfig(mode="online", adapt_after_publish=True, max_steps=1, learning_rate=0.05)
+    configs = AdaptationConfig(**UNGATED, mode="online", adapt_after_publish=True, max_steps=1, learning_rate=0.05)
     a, b = TestTimeAdapter(model, configs, "cpu"), TestTimeAdapter(model, configs, "cpu")
     for image in frames[:4]:
         ra = a.process(image, stream="cam", publish=lambda r: None)
@@ -77,7 +80,7 @@ def test_without_a_publish_callback_the_result_is_the_same(model, frames):
 
 def _clocked(model, **config):
     clock = FakeClock(0.02)
-    adapter = TestTimeAdapter(model, AdaptationConfig(**config), "cpu", clock=clock)
+    adapter = TestTimeAdapter(model, AdaptationConfig(**{**UNGATED, **config}), "cpu", clock=clock)
     clock.attach(adapter.model)
     adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
     return adapter, clock
@@ -111,7 +114,7 @@ def test_after_publish_without_a_next_frame_time_keeps_to_the_frame_budget(model
 
 
 def test_reset_mode_adapts_before_predicting_whatever_the_setting(model, frames):
-    adapter = TestTimeAdapter(model, AdaptationConfig(mode="reset", adapt_after_publish=True, max_steps=1,
+    adapter = TestTimeAdapter(model, AdaptationConfig(**UNGATED, mode="reset", adapt_after_publish=True, max_steps=1,
                                                       learning_rate=0.05), "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
     result = adapter.process(frames[0])
@@ -130,19 +133,25 @@ def test_relative_gate_threshold_is_a_multiple_of_the_clean_loss(model, frames):
     assert closed.source_level("cam") < 100 * clean
 
 
-def test_settings_that_need_reference_levels_are_refused_for_a_model_without_them(frames):
+def test_settings_that_need_reference_levels_are_refused_or_noted_for_a_model_without_them(frames):
     bare = build_model(ModelConfig(task="classifier", input_size=32, width=8, groups=4), seed=0)
-    for settings in ({"objective": "features"}, {"min_ssl_loss_ratio": 1.2}):
-        with pytest.raises(ValueError, match="checkpoint"):
-            TestTimeAdapter(bare, AdaptationConfig(**settings), "cpu")
-    adapter = TestTimeAdapter(bare, AdaptationConfig(), "cpu")
+    with pytest.raises(ValueError, match="checkpoint"):
+        TestTimeAdapter(bare, AdaptationConfig(objective="features"), "cpu")
+    adapter = TestTimeAdapter(bare, AdaptationConfig(mode="online", min_ssl_loss_ratio=0.0), "cpu")
     with pytest.raises(ValueError, match="checkpoint"):
         adapter.update_config(objective="features")
-    assert adapter.config == AdaptationConfig()
+    assert adapter.config.objective == "rotation" and adapter.gate_note == ""
+    # a relative gate (on by default) cannot be placed without the clean level: the adapter says so
+    # and adapts as without it, instead of refusing to start on the defaults
+    adapter.update_config(min_ssl_loss_ratio=1.3)
+    assert "min_ssl_loss_ratio has no effect" in adapter.gate_note
+    assert [adapter.process(f, stream="cam").report.stop_reason for f in frames[:3]] == ["done"] * 3
+    adapter.update_config(min_ssl_loss=100.0)  # the absolute threshold still gates
+    assert adapter.process(frames[3], stream="cam").report.stop_reason == "low_loss"
 
 
 def test_feature_alignment_moves_the_extractor_only_and_tracks_the_stream(model, frames):
-    adapter = TestTimeAdapter(model, AdaptationConfig(mode="online", objective="features", max_steps=1,
+    adapter = TestTimeAdapter(model, AdaptationConfig(**UNGATED, mode="online", objective="features", max_steps=1,
                                                       learning_rate=0.05), "cpu")
     before = _params(adapter)
     reports = [adapter.process(image, stream="cam").report for image in frames[:4]]

@@ -6,6 +6,9 @@ from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
 from ttt_perception.default_models import RECIPES
 from ttt_perception.model import build_model
 
+# These tests are about the steps, not the shift gate (on by default: test_adapter_gate.py).
+UNGATED = {"min_ssl_loss_ratio": 0.0}
+
 
 def test_calibrate_discards_the_warm_up_step():
     durations = itertools.chain([5.0], itertools.repeat(0.05))  # the first step: 5 s of one-off costs
@@ -15,7 +18,7 @@ def test_calibrate_discards_the_warm_up_step():
         return now[0]
 
     adapter = TestTimeAdapter(build_model(RECIPES["detector"].model, seed=0),
-                              AdaptationConfig(mode="online", budget_ms=200), "cpu", clock=clock)
+                              AdaptationConfig(**UNGATED, mode="online", budget_ms=200), "cpu", clock=clock)
     original_step = adapter._step
 
     def slow_first_step(x, state):
@@ -37,7 +40,7 @@ def test_warm_up_calibrates_until_times_settle_and_leaves_the_weights():
     from ttt_perception.warm_start import warm_up
 
     adapter = TestTimeAdapter(build_model(RECIPES["detector"].model, seed=0),
-                              AdaptationConfig(mode="online", budget_ms=100), "cpu")
+                              AdaptationConfig(**UNGATED, mode="online", budget_ms=100), "cpu")
     measured_calibrate = adapter.calibrate
     rounds = iter([{"step_ms": 900.0, "predict_ms": 300.0}, {"step_ms": 400.0, "predict_ms": 90.0},
                    {"step_ms": 100.0, "predict_ms": 30.0}, {"step_ms": 95.0, "predict_ms": 31.0},

@@ -13,6 +13,9 @@ from ttt_perception.ros import parameters as P
 # The packaged profile on top of the node's defaults, without a deadline (steps must not depend on load).
 PROFILE = {**P.adapter_settings({**P.defaults(), **P.read_parameters_file(P.profile_path("noisy_camera"))}),
            "budget_ms": 0.0}
+# absolute thresholds only: open as soon as the level is known, or never
+ALWAYS_OPEN = {**PROFILE, "min_ssl_loss": 1e-6, "min_ssl_loss_ratio": 0.0}
+NEVER_OPEN = {**PROFILE, "min_ssl_loss": 50.0, "min_ssl_loss_ratio": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +33,14 @@ def _reasons(adapter, images, stream="cam"):
 
 
 def test_no_step_before_ten_frames_then_steps_while_the_level_is_above(detector, clean_frames):
-    adapter = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 1e-6}), "cpu")
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**ALWAYS_OPEN), "cpu")
     assert _reasons(adapter, clean_frames[:12]) == ["low_loss"] * 9 + ["done"] * 3
     adapter.reset("cam")  # a reset stream measures its level anew
     assert _reasons(adapter, clean_frames[:10]) == ["low_loss"] * 9 + ["done"]
 
 
 def test_closed_gate_leaves_the_weights_at_the_source(detector, clean_frames):
-    adapter = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 50.0}), "cpu")
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**NEVER_OPEN), "cpu")
     reports = [adapter.process(image, stream="cam").report for image in clean_frames]
     assert {(r.steps_taken, r.stop_reason) for r in reports} == {(0, "low_loss")}
     for name, tensor in adapter.stream_parameters("cam").items():
@@ -57,8 +60,8 @@ def test_profile_stays_closed_on_clean_and_fog_and_opens_under_noise(detector, c
 def test_level_is_measured_on_the_source_weights(detector, clean_frames):
     """Adapting does not lower the signal that opened the gate (else adaptation would shut itself off)."""
     noisy = corrupt_batch(clean_frames, "gaussian_noise", 5, seed=2)
-    adapting = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 1e-6}), "cpu")
-    watching = TestTimeAdapter(detector, AdaptationConfig(**{**PROFILE, "min_ssl_loss": 50.0}), "cpu")
+    adapting = TestTimeAdapter(detector, AdaptationConfig(**ALWAYS_OPEN), "cpu")
+    watching = TestTimeAdapter(detector, AdaptationConfig(**NEVER_OPEN), "cpu")
     for image in noisy:
         adapting.process(image, stream="cam")
         watching.process(image, stream="cam")

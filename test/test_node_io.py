@@ -161,8 +161,8 @@ def test_adapting_after_publishing_is_reported_and_answered(probe):
     ("adaptation.learning_rate", 0.0, "adaptation.learning_rate must be in [1e-06, 1]"),
     ("adaptation.max_steps", 1000, "adaptation.max_steps must be in [0, 100]"),
     ("adaptation.batch_size", "eight", "adaptation.batch_size must be a number"),
-    # the test model's checkpoint stores no clean levels: the loaded model refuses a relative gate
-    ("adaptation.min_ssl_loss_ratio", 1.5, "min_ssl_loss_ratio needs the clean rotation loss"),
+    # the test model's checkpoint stores no clean feature statistics: the loaded model refuses them
+    ("adaptation.objective", "features", "objective 'features' needs the clean feature statistics"),
 ])
 def test_an_invalid_value_is_refused_and_nothing_changes(probe, name, value, reason):
     before = probe.get_parameters(NODE, list(FAST_PARAMETERS) + ["adaptation.mode", "deadline.policy"])

@@ -216,8 +216,6 @@ class TestTimeAdapter:
         needs = []
         if config.objective == "features" and self._reference("feature_mean") is None:
             needs.append("objective 'features' needs the clean feature statistics")
-        if config.min_ssl_loss_ratio > 0 and self._reference("ssl_loss") is None:
-            needs.append("min_ssl_loss_ratio needs the clean rotation loss")
         if needs:
             raise ValueError(f"{'; '.join(needs)}, which this model's checkpoint does not carry "
                              f"(checkpoints written by `ttt-perception train` do)")
@@ -430,10 +428,18 @@ class TestTimeAdapter:
             self.timings.refused(self._step_kind())
         steps.seconds = self.clock() - began
 
+    @property
+    def gate_note(self) -> str:
+        """Why the relative shift gate is inactive although asked for ("" when it works as set)."""
+        if self._config.min_ssl_loss_ratio > 0 and self._reference("ssl_loss") is None:
+            return ("min_ssl_loss_ratio has no effect: this model's checkpoint stores no clean rotation loss "
+                    "(checkpoints written by `ttt-perception train` do); only min_ssl_loss gates the steps")
+        return ""
+
     def _gate_threshold(self) -> float:
         """The source rotation loss level below which no step is taken (0: no gate)."""
-        cfg = self._config
-        relative = cfg.min_ssl_loss_ratio * self._reference("ssl_loss") if cfg.min_ssl_loss_ratio > 0 else 0.0
+        cfg, reference = self._config, self._reference("ssl_loss")
+        relative = cfg.min_ssl_loss_ratio * reference if cfg.min_ssl_loss_ratio > 0 and reference is not None else 0.0
         return max(cfg.min_ssl_loss, relative)
 
     def _gate_open(self, x: torch.Tensor, state: StreamState) -> bool:

@@ -14,11 +14,12 @@ PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
 STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
 
-# The real-time defaults of ``AdaptationConfig``, field by field (docs/adaptation.md).
+# The real-time defaults of ``AdaptationConfig``, field by field. Learning rate and gate were chosen
+# on the val split with ``bench tune`` (results/tune1_*.json, docs/adaptation.md#choosing-the-defaults).
 ADAPTATION_DEFAULTS = MappingProxyType({
     "mode": "online",
     "objective": "rotation",
-    "learning_rate": 1e-4,
+    "learning_rate": 3e-3,
     "momentum": 0.0,
     "max_steps": 1,
     "batch_size": 8,
@@ -32,7 +33,7 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "health_sigma": 4.0,
     "health_patience": 5,
     "min_ssl_loss": 0.0,
-    "min_ssl_loss_ratio": 0.0,
+    "min_ssl_loss_ratio": 1.3,
     "adapt_after_publish": False,
     "seed": 0,
 })

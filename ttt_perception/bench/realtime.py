@@ -354,8 +354,8 @@ def plot(payload: dict, path) -> None:
 def add_parser(kinds) -> None:
     parser = kinds.add_parser("realtime", help="fixed frame rate, deadline budgets, dropped frames, latency, memory",
                               description=__doc__)
-    add_common_arguments(parser, "the CPU profile: 40 frames per corruption stream, budgets 3x/10x/30x/100x/none "
-                                 "(full: 200 frames, budgets 1.5x..100x)")
+    add_common_arguments(parser, "the CPU profile: 40 frames per corruption stream, budgets 1.2x/3x/10x/30x/none "
+                                 "(full: 200 frames, budgets 1.2x..100x)")
     parser.add_argument("--frames", type=int, help="frames per corruption stream (overrides the profile)")
     parser.add_argument("--rates", help="frame rates in Hz, comma separated (default 10,30)")
     parser.add_argument("--budgets", help="budget multiples of plain inference, comma separated; 0 = no deadline")

@@ -210,6 +210,8 @@ class TTTPerceptionNode(LifecycleNode):
         model = self._load_model(values["model.path"], device)
         config = dataclasses.replace(AdaptationConfig(), **params.adapter_settings(values))
         self._adapter = TestTimeAdapter(model, config, device=device)
+        if self._adapter.gate_note:
+            self.get_logger().warning(self._adapter.gate_note)
         # before the node reports active: the first frames meet their deadlines with warm estimates
         warm = warm_up(self._adapter)
         self.get_logger().info(f"warmed up in {warm['rounds']} rounds: step {warm['step_ms']:.1f} ms, "
@@ -433,6 +435,8 @@ class TTTPerceptionNode(LifecycleNode):
                 adapter.update_config(**pending)
             except ValueError as exc:  # validated already; reported should the core disagree
                 self.get_logger().error(f"adaptation settings not applied: {exc}")
+            if adapter.gate_note:
+                self.get_logger().warning(adapter.gate_note)
 
     def _on_frame_error(self, camera: str, frame: Frame, exc: BaseException) -> None:
         io = self._cameras.get(camera)

@@ -122,8 +122,8 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.min_ssl_loss_ratio", DEFAULT["min_ssl_loss_ratio"],
                   "Like min_ssl_loss, relative to the model's own clean rotation loss stored in its "
                   "checkpoint at training time: adapt only while the camera's recent source loss is at least "
-                  "this many times it (the larger of the two thresholds applies); 0: off. Checkpoints "
-                  "without that stored level refuse a ratio.",
+                  "this many times it (the larger of the two thresholds applies); 0: off. With a checkpoint "
+                  "that stores no clean level, a warning says the ratio has no effect.",
                   LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss_ratio"),
     ParameterSpec("adaptation.adapt_after_publish", DEFAULT["adapt_after_publish"],
                   "Online mode: publish the prediction first, then adapt on the frame in the idle time "
