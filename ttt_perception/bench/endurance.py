@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..bag.node_process import NodeProcess
+from ..choices import ADAPTATION_DEFAULTS as DEFAULTS
 from ..ros.dds_profile import use_large_image_profile
 from .latency import _frames, _Probe, _wait, run_case
 
@@ -344,8 +345,10 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
 
     namespace = "/endurance_recovery"
     node_name = f"{namespace}/ttt_perception"
+    # without the shift gate: this phase is about the health check's reset, not the gate's
     node = _start(namespace, {"model.path": model, "cameras": ["cam0"], "adaptation.mode": "online",
-                              "deadline.budget_ms": 0.0, "input.qos": "reliable"}, work, "recovery")
+                              "adaptation.min_ssl_loss_ratio": 0.0, "deadline.budget_ms": 0.0,
+                              "input.qos": "reliable"}, work, "recovery")
     probe = _Probe(namespace, 1)
     scene = rgb_to_image(make_detection_frames("test", 1, seed=3).images[0], "rgb8")
     scene.header.frame_id = "cam0"
@@ -367,7 +370,8 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
             phases["collapse"].append(report)
             if report and report.get("auto_reset"):
                 break
-        _set_parameters(probe, node_name, {"adaptation.learning_rate": 1e-4, "adaptation.max_steps": 1})
+        _set_parameters(probe, node_name, {"adaptation.learning_rate": DEFAULTS["learning_rate"],
+                                           "adaptation.max_steps": DEFAULTS["max_steps"]})
         for _ in range(20):
             phases["after"].append(_lockstep(probe, scene, stamp))
             stamp += 1
