@@ -347,3 +347,12 @@ def test_accuracy_targets_follow_the_issue():
     verdicts = {t["target"]: t["passed"] for t in targets_for(payload, 5)}
     assert not verdicts["classifier: TTT online (node defaults) no corruption more than 1 point worse than off"]
     assert not verdicts["classifier: TTT online (node defaults) clean error within 0.5 point of off"]
+
+
+def test_the_baselines_run_without_the_shift_gate():
+    """The paper's settings, Tent and feature alignment are compared as published: no gate, from frame one."""
+    from ttt_perception.adapter import PAPER_ONLINE, PAPER_RESET
+    from ttt_perception.bench.evaluation import features_config, tent_config
+
+    for config in (PAPER_RESET, PAPER_ONLINE, tent_config(1e-3), features_config(1e-3)):
+        assert config.min_ssl_loss == 0.0 and config.min_ssl_loss_ratio == 0.0, config

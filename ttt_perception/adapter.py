@@ -108,8 +108,9 @@ class AdaptationConfig:
         return self
 
 
-PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32)
-PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32)
+# The paper's settings, without this package's shift gate (the paper has none).
+PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, min_ssl_loss_ratio=0.0)
+PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, min_ssl_loss_ratio=0.0)
 
 
 @dataclass

@@ -43,8 +43,9 @@ class Method:
 
 
 def tent_config(learning_rate: float) -> AdaptationConfig:
-    """Tent-style: entropy of the main head, GroupNorm affine parameters only, online, 8 copies, 1 step."""
-    return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate)
+    """Tent-style: entropy of the main head, GroupNorm affine parameters only, online, 8 copies, 1 step, no gate."""
+    return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate,
+                            min_ssl_loss_ratio=0.0)
 
 
 def features_config(learning_rate: float) -> AdaptationConfig:
