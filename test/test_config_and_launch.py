@@ -36,8 +36,9 @@ def test_config_lists_every_parameter_with_its_default():
 
 def test_noisy_camera_profile_is_valid():
     values = P.read_parameters_file(P.profile_path("noisy_camera"))
-    assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.02,
-                      "adaptation.min_ssl_loss": 1.0}
+    assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.01,
+                      "adaptation.min_ssl_loss_ratio": 5.0}
+    assert P.validate({**P.defaults(), **values}) == []
 
 
 def test_parameters_file_with_a_bad_name_or_value_is_refused(tmp_path):

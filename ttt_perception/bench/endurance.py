@@ -427,7 +427,8 @@ def _non_finite_state() -> dict[str, Any]:
     from ..default_models import load_default_model
 
     adapter = TestTimeAdapter(load_default_model("detector", torch.device("cpu")),
-                              AdaptationConfig(mode="online"), device="cpu")
+                              AdaptationConfig(mode="online", min_ssl_loss_ratio=0.0),  # steps from frame one
+                              device="cpu")
     frames = make_detection_frames("test", 3, seed=4).images
     adapter.process(frames[0], stream="cam")
     with torch.no_grad():
