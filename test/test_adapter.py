@@ -121,6 +121,16 @@ def test_truncate_takes_the_steps_that_fit(classifier, frames):
     assert report.deadline_met and math.isclose(report.total_ms, 100.0)
 
 
+def test_the_gates_measurement_counts_against_the_budget(classifier, frames):
+    adapter, clock = _timed_adapter(classifier, mode="reset", max_steps=1, budget_ms=50, min_ssl_loss=1e-6,
+                                    measure_ssl_loss=False)
+    reports = [adapter.process(image, arrival_time=clock()).report for image in frames.images[:3]]
+    # the first frame measures the gate (20 ms, one extractor forward); from then on gate + step +
+    # prediction (60 ms) do not fit 50 ms, so neither is started and the prediction stays on time
+    assert [r.stop_reason for r in reports] == ["low_loss", "budget", "budget"]
+    assert all(r.deadline_met for r in reports[1:])
+
+
 def test_skip_takes_all_or_nothing(classifier, frames):
     adapter, clock = _timed_adapter(classifier, mode="reset", max_steps=10, budget_ms=100, policy="skip",
                                     measure_ssl_loss=False)

@@ -407,6 +407,8 @@ class TestTimeAdapter:
             steps.reason = "late"
         elif cfg.policy == "skip" and not deadline.fits(self.clock(), steps.planned):
             steps.reason = "budget"
+        elif self._gate_threshold() > 0 and not deadline.fits(self.clock() + self._gate_estimate(), 1):
+            steps.reason = "budget"  # the gate's measurement and one step would make the prediction late
         elif not self._gate_open(x, state):
             steps.reason = "low_loss"
             if state.adapted:  # the shift is over: what was learnt for it would only do harm
@@ -452,10 +454,12 @@ class TestTimeAdapter:
         threshold = self._gate_threshold()
         if threshold <= 0:
             return True
+        began = self.clock()
         rotated, labels = plain_rotations(x)
         with torch.no_grad():
             features = torch.func.functional_call(self.model.extractor, self._source_extractor, (rotated,))
             state.source_level.add(float(F.cross_entropy(self.model.ssl_head(features), labels)))
+        self.timings.record(("gate",), self.clock() - began)
         return state.source_level.known and state.source_level.value >= threshold
 
     def _finish_frame(self, key: str, state: StreamState, steps: _Steps, report: FrameReport,
@@ -478,6 +482,10 @@ class TestTimeAdapter:
         report.ssl_loss_before, report.auto_reset = loss_before, auto_reset
         if not report.adapted_after_publish:
             report.adapt_ms = steps.seconds * 1e3
+
+    def _gate_estimate(self) -> float:
+        """Seconds the shift gate's source-loss measurement takes (0 until measured)."""
+        return self.timings.estimate(("gate",)) or 0.0
 
     def _step_kind(self) -> tuple:
         cfg = self._config

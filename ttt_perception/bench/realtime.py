@@ -223,7 +223,7 @@ def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, 
     for objective in OBJECTIVES:
         for batch in STEP_COST_BATCHES:
             cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,
-                                   measure_ssl_loss=False)
+                                   measure_ssl_loss=False, min_ssl_loss_ratio=0.0)  # a step on every frame
             adapter = private_adapter(model, cfg, device)
             samples = []
             with autocast_context(device, amp):
