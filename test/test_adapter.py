@@ -6,28 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from adapter_helpers import UNGATED, FakeClock
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
 from ttt_perception.data import make_classification_frames
 from ttt_perception.default_models import load_default_model
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.preprocess import to_model_input
-
-# These tests are about the steps, not the shift gate (on by default: test_adapter_gate.py).
-UNGATED = {"min_ssl_loss_ratio": 0.0}
-
-
-class FakeClock:
-    """Time moves only when the model computes: each extractor forward costs ``forward_s``."""
-
-    def __init__(self, forward_s: float = 0.02):
-        self.now = 0.0
-        self.forward_s = forward_s
-
-    def __call__(self) -> float:
-        return self.now
-
-    def attach(self, model):
-        model.extractor.register_forward_hook(lambda *_: setattr(self, "now", self.now + self.forward_s))
 
 
 @pytest.fixture(scope="module")

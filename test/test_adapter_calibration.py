@@ -2,12 +2,10 @@
 
 import itertools
 
+from adapter_helpers import UNGATED
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
 from ttt_perception.default_models import RECIPES
 from ttt_perception.model import build_model
-
-# These tests are about the steps, not the shift gate (on by default: test_adapter_gate.py).
-UNGATED = {"min_ssl_loss_ratio": 0.0}
 
 
 def test_calibrate_discards_the_warm_up_step():

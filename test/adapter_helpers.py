@@ -1,0 +1,17 @@
+"""Shared by the adapter tests: a clock driven by the model's work, and the settings without the gate."""
+
+# Tests about the steps, not the shift gate (on by default: test_adapter_gate.py).
+UNGATED = {"min_ssl_loss_ratio": 0.0}
+
+
+class FakeClock:
+    """Time moves only when the model computes: each extractor forward costs ``forward_s``."""
+
+    def __init__(self, forward_s: float = 0.02):
+        self.now, self.forward_s = 0.0, forward_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def attach(self, model):
+        model.extractor.register_forward_hook(lambda *_: setattr(self, "now", self.now + self.forward_s))
