@@ -386,7 +386,7 @@ class TTTPerceptionNode(LifecycleNode):
             published.append(self._publish_detections(io, msg, rgb, result))
 
         result = adapter.process(rgb, stream=io.label, arrival_time=arrival, publish=publish_detections,
-                                 adapt_until=self._idle_until())
+                                 adapt_until=self._idle_until() if adapter.config.adapt_after_publish else None)
         if not published:
             published.append(self._publish_detections(io, msg, rgb, result))
         if not published[0]:
