@@ -20,12 +20,16 @@ def test_the_median_interval_ignores_one_late_frame():
     assert clock.next_due(0.72) == pytest.approx(0.8)
 
 
-def test_a_stalled_camera_counts_from_its_next_beat():
+def test_a_late_camera_counts_from_its_next_beat_and_a_stopped_one_not_at_all():
     clock = NextFrameClock()
     for t in (0.0, 0.5, 1.0):
         clock.arrived("rear", t)
     assert clock.next_due(1.2) == pytest.approx(1.5)
-    assert clock.next_due(10.2) == pytest.approx(10.5)  # not in the past: adaptation goes on
+    assert clock.next_due(1.7) == pytest.approx(2.0)  # one frame late: not in the past
+    assert clock.next_due(10.2) is None  # silent for 18 periods: stopped
+    clock.arrived("front", 10.0)
+    clock.arrived("front", 10.1)
+    assert clock.next_due(10.15) == pytest.approx(10.2)  # the stopped camera does not cut it short
 
 
 def test_the_earliest_camera_bounds_the_idle_time():

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Hashable
 
 RECENT_INTERVALS = 15
+STALLED_PERIODS = 3
 
 
 class NextFrameClock:
@@ -40,15 +41,17 @@ class NextFrameClock:
     def next_due(self, now: float) -> float | None:
         """Earliest expected arrival after ``now`` over the cameras with a known period; None if none.
 
-        A camera past its due time counts from its next slot on the same beat (a stalled camera must
-        not stop adaptation for good, and one that resumes is at most a period away).
+        A camera a little late counts from its next slot on the same beat; one silent for more than
+        ``STALLED_PERIODS`` of its periods is not expected (a stopped camera must not cut every other
+        camera's idle time to its own beat).
         """
         with self._lock:
             due = []
             for camera, intervals in self._intervals.items():
                 if intervals:
                     last, period = self._last[camera], statistics.median(intervals)
-                    due.append(last + period * max(1, math.ceil((now - last) / period)))
+                    if now - last <= STALLED_PERIODS * period:
+                        due.append(last + period * max(1, math.ceil((now - last) / period)))
         return min(due) if due else None
 
     def forget(self) -> None:
