@@ -1,7 +1,8 @@
 """Shared by the adapter tests: a clock driven by the model's work, and the settings without the gate."""
 
-# Tests about the steps, not the shift gate (on by default: test_adapter_gate.py).
-UNGATED = {"min_ssl_loss_ratio": 0.0}
+# Tests about the steps, not the shift gate (on by default: test_adapter_gate.py) nor the confidence
+# check that decides which weights predict (on by default: test_adapter_confidence.py).
+UNGATED = {"min_ssl_loss_ratio": 0.0, "verify_confidence": False}
 
 
 class FakeClock:

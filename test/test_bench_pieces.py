@@ -350,9 +350,38 @@ def test_accuracy_targets_follow_the_issue():
 
 
 def test_the_baselines_run_without_the_shift_gate():
-    """The paper's settings, Tent and feature alignment are compared as published: no gate, from frame one."""
+    """The paper's settings, Tent and feature alignment are compared as published: no gate, from frame one,
+    and no confidence check."""
     from ttt_perception.adapter import PAPER_ONLINE, PAPER_RESET
     from ttt_perception.bench.evaluation import features_config, tent_config
 
     for config in (PAPER_RESET, PAPER_ONLINE, tent_config(1e-3), features_config(1e-3)):
         assert config.min_ssl_loss == 0.0 and config.min_ssl_loss_ratio == 0.0, config
+        assert not config.verify_confidence, config
+
+
+def test_update_puts_rerun_methods_beside_the_others_on_the_same_frames_only():
+    import copy
+
+    from ttt_perception.bench.accuracy import merge_into, parse_methods
+    from ttt_perception.bench.evaluation import JOINT, TTT_DEFAULTS
+
+    assert parse_methods("defaults,off") == {TTT_DEFAULTS, JOINT} and parse_methods(None) is None
+    with pytest.raises(SystemExit, match="unknown"):
+        parse_methods("defaults,bogus")
+    old = _accuracy_payload()
+    old["tasks"]["classifier"].update(seeds=[0], reset_frames=20, methods={"off": {}}, spread={"off": {}})
+    new = copy.deepcopy(old)
+    new.update(command="ttt-perception bench accuracy --methods defaults --update", created="tomorrow")
+    block = new["tasks"]["classifier"]
+    block["results"] = {"defaults": {"clean": {"error": 9.0}}}
+    block["methods"], block["spread"] = {"defaults": {}}, {"defaults": {}}
+    merged = merge_into(old, new)
+    assert list(merged["tasks"]["classifier"]["results"]) == ["off", "defaults"]
+    assert merged["command"] == old["command"]  # the original run; the rerun is listed beside it
+    assert merged["updates"][0]["methods"] == ["defaults"] and merged["updates"][0]["created"] == "tomorrow"
+    assert "Rerun later for defaults: `ttt-perception bench accuracy --methods defaults --update`" in \
+        render_results({"accuracy_full_test": {**merged, "summary": old["summary"]}})
+    block["seeds"] = [0, 1]
+    with pytest.raises(SystemExit, match="seeds differs"):
+        merge_into(old, new)

@@ -35,7 +35,6 @@ from .objectives import (
     feature_alignment_loss,
     plain_rotations,
     rotation_batch,
-    rotation_loss_per_sample,
 )
 from .preprocess import scale_to_image, to_model_input
 from .stream_state import StreamState
@@ -77,6 +76,11 @@ class AdaptationConfig:
     # Online mode: predict and publish first, then adapt on the frame before the next one is due, so
     # the deadline bounds only the prediction (reset mode always adapts first).
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
+    # Online mode: publish the adapted weights' prediction only while, over the stream's last 30 frames,
+    # their main-head confidence is at least (1 + confidence_margin) times the source weights' on the
+    # same frames; otherwise the source weights predict while adaptation goes on (docs/adaptation.md).
+    verify_confidence: bool = DEFAULT["verify_confidence"]
+    confidence_margin: float = DEFAULT["confidence_margin"]
     seed: int = DEFAULT["seed"]
 
     def validated(self) -> AdaptationConfig:
@@ -101,6 +105,8 @@ class AdaptationConfig:
              f"min_ssl_loss must be a finite value >= 0, got {self.min_ssl_loss}"),
             (math.isfinite(self.min_ssl_loss_ratio) and self.min_ssl_loss_ratio >= 0,
              f"min_ssl_loss_ratio must be a finite value >= 0, got {self.min_ssl_loss_ratio}"),
+            (math.isfinite(self.confidence_margin) and 0 <= self.confidence_margin <= 1,
+             f"confidence_margin must be in [0, 1], got {self.confidence_margin}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -108,9 +114,11 @@ class AdaptationConfig:
         return self
 
 
-# The paper's settings, without this package's shift gate (the paper has none).
-PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, min_ssl_loss_ratio=0.0)
-PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, min_ssl_loss_ratio=0.0)
+# The paper's settings, without this package's shift gate and confidence check (the paper has neither).
+PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, min_ssl_loss_ratio=0.0,
+                               verify_confidence=False)
+PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, min_ssl_loss_ratio=0.0,
+                                verify_confidence=False)
 
 
 @dataclass
@@ -140,6 +148,7 @@ class FrameReport:
     margin: float
     auto_reset: str = ""
     adapted_after_publish: bool = False
+    source_predicted: bool = False  # the confidence check kept the stream's adapted weights from predicting
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,6 +171,7 @@ class _Steps:
     loss_before: float = math.nan
     auto_reset: str = ""
     seconds: float = 0.0
+    confidence_before: float = math.nan  # the main head's confidence on the frame before the first step
 
 
 class TestTimeAdapter:
@@ -231,10 +241,15 @@ class TestTimeAdapter:
         self._optimizer = torch.optim.SGD(list(self._params.values()), lr=cfg.learning_rate, momentum=cfg.momentum)
         self._source = self._snapshot()
         # the source tensors of the extractor, named as inside it: what the shift gate runs on
-        self._source_extractor = {name[len("extractor."):]: t for name, t in self._source["params"].items()
-                                  if name.startswith("extractor.")}
+        self._source_extractor = self._source_part("extractor")
+        self._source_main_head = self._source_part("main_head")
         self._streams: dict[str, StreamState] = {}
         self._live: str | None = None  # whose weights the model holds now (None: the source)
+
+    def _source_part(self, part: str) -> dict[str, torch.Tensor]:
+        """The source tensors of one part of the model (its adaptable ones), named as inside it."""
+        prefix = f"{part}."
+        return {name[len(prefix):]: t for name, t in self._source["params"].items() if name.startswith(prefix)}
 
     def _snapshot(self) -> dict:
         return {
@@ -349,12 +364,15 @@ class TestTimeAdapter:
                                                  self.timings.estimate(self._predict_kind()))
         later = cfg.mode == "online" and cfg.adapt_after_publish
         steps = _Steps()
+        self._frame_source_features = None  # the gate's source features of this frame, when it measures
         if not later:
             self._adapt(x, key, state, frame_deadline, steps)
             if steps.auto_reset:  # what went wrong must not make this prediction
                 self._reset_live(key)
         adapt_end = self.clock()
-        detections, class_probs, loss_after, pooled = self._predict(x, image.shape)
+        checked = cfg.mode == "online" and cfg.verify_confidence and state.adapted
+        source_predicts = checked and not state.confidence.adapted_trusted(cfg.confidence_margin)
+        detections, class_probs, loss_after, pooled, confidence = self._predict(x, image.shape, source_predicts)
         predicted = self.clock()
         self.timings.record(self._predict_kind(), predicted - adapt_end)
         report = FrameReport(
@@ -362,19 +380,26 @@ class TestTimeAdapter:
             stop_reason="", adapt_ms=(adapt_end - after_preprocess) * 1e3, predict_ms=(predicted - adapt_end) * 1e3,
             preprocess_ms=(after_preprocess - start) * 1e3, total_ms=(predicted - arrival) * 1e3,
             budget_ms=cfg.budget_ms, deadline_met=frame_deadline.met(predicted), ssl_loss_before=math.nan,
-            ssl_loss_after=loss_after, adapted_after_publish=later, **summarise(class_probs))
+            ssl_loss_after=loss_after, adapted_after_publish=later, source_predicted=source_predicts,
+            **summarise(class_probs))
         result = FrameResult(detections, class_probs, report)
-        if state.moments is not None and pooled is not None:
+        if state.moments is not None and pooled is not None and not source_predicts:
             state.moments.update(pooled)
         if later:
             if publish is not None:
                 publish(result)
+            if checked:  # before the steps: the weights that were judged, not the ones after this frame
+                self._record_confidence(x, state, confidence, source_predicts)
             began = self.clock()
             until = frame_deadline.limit if adapt_until is None else adapt_until
             self._adapt(x, key, state, FrameDeadline(until, step_s), steps)
             if steps.taken and cfg.measure_ssl_loss:
                 report.ssl_loss_after = self._rotation_probe(x)
             report.adapt_ms = (self.clock() - began) * 1e3
+        elif checked:  # the adapted weights as they came to this frame: before its own steps, when known
+            before = steps.confidence_before
+            self._record_confidence(x, state, confidence, source_predicts,
+                                    adapted=before if math.isfinite(before) else None)
         self._finish_frame(key, state, steps, report, loss_at_prediction=loss_after)
         return result
 
@@ -418,7 +443,7 @@ class TestTimeAdapter:
                 if not deadline.fits(self.clock(), 1):
                     steps.reason = "budget"
                     break
-                loss = self._step(x, state)
+                loss = self._step(x, state, steps if steps.taken == 0 else None)
                 steps.taken += 1
                 if steps.taken == 1:
                     steps.loss_before = loss
@@ -459,6 +484,7 @@ class TestTimeAdapter:
         with torch.no_grad():
             features = torch.func.functional_call(self.model.extractor, self._source_extractor, (rotated,))
             state.source_level.add(float(F.cross_entropy(self.model.ssl_head(features), labels)))
+        self._frame_source_features = features[:1]  # rotation 0: the frame itself
         self.timings.record(("gate",), self.clock() - began)
         return state.source_level.known and state.source_level.value >= threshold
 
@@ -469,6 +495,8 @@ class TestTimeAdapter:
         loss_before = steps.loss_before if steps.taken else loss_at_prediction
         if report.adapted_after_publish:
             loss_before = loss_at_prediction  # the weights that predicted, before this frame's steps
+        if report.source_predicted:  # the health check watches the adapted weights, which did not predict
+            loss_before = steps.loss_before if steps.taken else math.nan
         auto_reset = steps.auto_reset
         if not auto_reset and cfg.mode == "online" and math.isfinite(loss_before):
             if state.health.unhealthy(loss_before, cfg.health_sigma, cfg.health_patience):
@@ -494,14 +522,20 @@ class TestTimeAdapter:
     def _predict_kind(self) -> tuple:
         return ("predict", self._config.measure_ssl_loss)
 
-    def _step(self, x: torch.Tensor, state: StreamState) -> float:
-        """One SGD step on the objective; returns the loss on the plain frame before the update."""
+    def _step(self, x: torch.Tensor, state: StreamState, first: _Steps | None = None) -> float:
+        """One SGD step on the objective; returns the loss on the plain frame before the update. On the
+        frame's ``first`` step of the rotation objective, the confidence check gets the main head's
+        confidence before the update from the plain copy's features (no extra extractor pass)."""
         cfg = self._config
         began = self.clock()
         self._optimizer.zero_grad(set_to_none=True)
         if cfg.objective == "rotation":
             images, labels = rotation_batch(x, cfg.batch_size, self._generator)
-            per_sample = rotation_loss_per_sample(self.model, images, labels)
+            features = self.model.extractor(images)
+            per_sample = F.cross_entropy(self.model.ssl_head(features), labels, reduction="none")
+            if first is not None and cfg.verify_confidence and cfg.mode == "online":
+                with torch.no_grad():  # copy 0 is the plain frame, unrotated
+                    first.confidence_before = self._confidence(self.model.main_head(features[:1]))
             loss = per_sample.mean()
             probe = per_sample[:4].mean()  # the plain frame's four rotations
         elif cfg.objective == "entropy":
@@ -525,20 +559,55 @@ class TestTimeAdapter:
         rotated, labels = plain_rotations(x)
         return float(F.cross_entropy(self.model.rotation_logits(rotated), labels))
 
+    def _extract(self, images: torch.Tensor, source: bool) -> torch.Tensor:
+        if source:
+            return torch.func.functional_call(self.model.extractor, self._source_extractor, (images,))
+        return self.model.extractor(images)
+
+    def _main_output(self, features: torch.Tensor, source: bool):
+        if source:
+            return torch.func.functional_call(self.model.main_head, self._source_main_head, (features,))
+        return self.model.main_head(features)
+
+    def _confidence(self, output) -> float:
+        """How sure the main head is: the top class probability, or a detector's strongest heatmap cell."""
+        if self.model.config.task == "classifier":
+            return float(torch.softmax(output[0].float(), dim=0).max())
+        return float(torch.sigmoid(output["heatmap"][0].float()).max())
+
     @torch.no_grad()
-    def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...]):
+    def _record_confidence(self, x: torch.Tensor, state: StreamState, predicted: float, source_predicted: bool,
+                           adapted: float | None = None) -> None:
+        """Both weights' confidence on this frame: the predicting ones', and the other ones' from one more
+        forward (only the main head when the shift gate has just run the source extractor on the frame).
+        ``adapted``: the adapted weights' confidence already known from before this frame's steps."""
+        if source_predicted:
+            if adapted is None:
+                adapted = self._confidence(self._main_output(self._extract(x[None], source=False), source=False))
+            state.confidence.add(source=predicted, adapted=adapted)
+            return
+        features = self._frame_source_features
+        if features is None:
+            features = self._extract(x[None], source=True)
+        state.confidence.add(source=self._confidence(self._main_output(features, source=True)),
+                             adapted=predicted if adapted is None else adapted)
+
+    @torch.no_grad()
+    def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...], source: bool = False):
         """Detections, class probabilities, the rotation loss of the predicting weights (nan when not
-        measured) and, for feature alignment, the frame's pooled features."""
+        measured), for feature alignment the frame's pooled features, and the main head's confidence.
+        ``source``: the source weights predict instead of the stream's adapted ones."""
         cfg, model = self._config, self.model
         loss_after = math.nan
         if cfg.measure_ssl_loss:
             rotated, labels = plain_rotations(x)
-            features = model.extractor(rotated)  # rotation 0 is the frame itself
+            features = self._extract(rotated, source)  # rotation 0 is the frame itself
             loss_after = float(F.cross_entropy(model.ssl_head(features), labels))
             features = features[:1]
         else:
-            features = model.extractor(x[None])
-        output = model.main_head(features)
+            features = self._extract(x[None], source)
+        output = self._main_output(features, source)
+        confidence = self._confidence(output)
         pooled = features.mean(dim=(2, 3)) if cfg.objective == "features" else None
         if model.config.task == "classifier":
             probs = torch.softmax(output[0].float(), dim=0).cpu().numpy()
@@ -546,7 +615,7 @@ class TestTimeAdapter:
             box = np.array([[0, 0, width, height]], np.float32)
             cls = int(np.argmax(probs))
             detections = Detections(box, np.array([probs[cls]], np.float32), np.array([cls]), probs[None])
-            return detections, probs, loss_after, pooled
+            return detections, probs, loss_after, pooled, confidence
         stride = model.config.output_stride
         detections = decode_detections(output["heatmap"][0], output["box"][0], stride, cfg.score_threshold,
                                        cfg.max_detections)
@@ -555,7 +624,7 @@ class TestTimeAdapter:
             probs = detections.class_probs[int(np.argmax(detections.scores))]
         else:
             probs = frame_class_probs(output["heatmap"][0]).cpu().numpy()
-        return detections, probs, loss_after, pooled
+        return detections, probs, loss_after, pooled, confidence
 
     def calibrate(self, repeats: int = 3) -> dict[str, float]:
         """Measure step and prediction times on a grey frame; weights and streams are left as they were."""

@@ -35,6 +35,8 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "min_ssl_loss": 0.0,
     "min_ssl_loss_ratio": 1.3,
     "adapt_after_publish": False,
+    "verify_confidence": True,
+    "confidence_margin": 0.05,
     "seed": 0,
 })
 # The node's (and the demo's) deadline per frame: a camera at 10 Hz.

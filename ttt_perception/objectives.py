@@ -50,10 +50,6 @@ def plain_rotations(image: torch.Tensor):
     return rotate_quarters(image[None].expand(ROTATION_CLASSES, -1, -1, -1), labels), labels
 
 
-def rotation_loss_per_sample(model: YNet, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model.rotation_logits(images), labels, reduction="none")
-
-
 def class_distribution(output) -> torch.Tensor:
     """Per-sample (classifier) or per-cell (detector) class probabilities, shape (M, C), and weights (M,)."""
     if isinstance(output, dict):

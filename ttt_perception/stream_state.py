@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from .objectives import FeatureMoments
@@ -11,6 +12,10 @@ from .objectives import FeatureMoments
 # known), then an exponential mean over about the last 10.
 LEVEL_WARMUP = 10
 LEVEL_RATE = 0.1
+# The confidence check compares the source and the adapted weights over a stream's last 30 frames and
+# trusts the adapted ones after at least 3 (window and margin chosen on val, docs/adaptation.md).
+CONFIDENCE_WINDOW = 30
+CONFIDENCE_MIN_FRAMES = 3
 
 
 class LossHealth:
@@ -55,6 +60,29 @@ class RunningLevel:
         return self.count >= LEVEL_WARMUP
 
 
+class ConfidenceRecord:
+    """The main head's confidence on the same recent frames under the source and the adapted weights.
+
+    A step lowers the rotation loss on every shift, but on some (blur, low contrast, elastic warps) it
+    moves the features away from what the main head knows; the head then gets less sure of itself.
+    """
+
+    def __init__(self, window: int = CONFIDENCE_WINDOW):
+        self.source: deque[float] = deque(maxlen=window)
+        self.adapted: deque[float] = deque(maxlen=window)
+
+    def add(self, source: float, adapted: float) -> None:
+        if math.isfinite(source) and math.isfinite(adapted):
+            self.source.append(source)
+            self.adapted.append(adapted)
+
+    def adapted_trusted(self, margin: float) -> bool:
+        """The adapted weights' mean confidence is at least ``1 + margin`` times the source weights'."""
+        if len(self.adapted) < CONFIDENCE_MIN_FRAMES:
+            return False
+        return sum(self.adapted) >= (1.0 + margin) * sum(self.source)
+
+
 @dataclass
 class StreamState:
     """One camera stream (or all of them, when they share): its adapted weights and its signals."""
@@ -65,7 +93,9 @@ class StreamState:
     health: LossHealth = field(default_factory=LossHealth)
     source_level: RunningLevel = field(default_factory=RunningLevel)
     moments: FeatureMoments | None = None  # feature alignment's running statistics
+    confidence: ConfidenceRecord = field(default_factory=ConfidenceRecord)
 
     def forget_adaptation(self) -> None:
         """Back to the source: the weights and what was learnt about them; the stream's level stays."""
         self.saved, self.adapted, self.health = None, False, LossHealth()
+        self.confidence = ConfidenceRecord()

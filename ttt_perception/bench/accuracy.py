@@ -13,6 +13,7 @@ rotation head solves its task on the clean frames (all four quarter turns).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 import numpy as np
@@ -33,8 +34,11 @@ from .common import (
     write_json,
 )
 from .evaluation import (
+    FEATURES,
     JOINT,
+    SOURCE_ONLY,
     TASKS,
+    TENT,
     TTT_DEFAULTS,
     TTT_ONLINE,
     TTT_RESET,
@@ -58,6 +62,49 @@ PROFILES = {
              "reset_frames": {"classifier": 100, "detector": 50}},
 }
 ROTATION_ACCURACY_TARGET = 0.85
+# ``--methods``: short names of the methods a run may be limited to (mode off includes its reset frames)
+METHOD_KEYS = {"off": JOINT, "tent": TENT, "features": FEATURES, "reset": TTT_RESET, "online": TTT_ONLINE,
+               "defaults": TTT_DEFAULTS, "source-only": SOURCE_ONLY}
+# what must match for ``--update`` to put new methods' numbers beside a file's others
+PROTOCOL_KEYS = ("frames_per_set", "seeds", "reset_frames")
+
+
+def parse_methods(text: str | None) -> set[str] | None:
+    """``--methods off,defaults`` as the methods' full names; None: all of them."""
+    if not text:
+        return None
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in METHOD_KEYS]
+    if unknown or not keys:
+        raise SystemExit(f"--methods: unknown {unknown or text!r}; choose from {', '.join(METHOD_KEYS)}")
+    return {METHOD_KEYS[k] for k in keys}
+
+
+def _selected(name: str, chosen: set[str] | None) -> bool:
+    return chosen is None or name in chosen or (JOINT in chosen and name.startswith(f"{JOINT}, first"))
+
+
+def merge_into(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s methods replacing or joining its own, task by task; refuses (SystemExit) when
+    the two were not run on the same frames (split, severities, frames per set, seeds, reset frames)."""
+    for key in ("split", "severities"):
+        if old.get(key) != new.get(key):
+            raise SystemExit(f"--update: {key} differs ({old.get(key)} in the file, {new.get(key)} now)")
+    merged = {**old, "tasks": dict(old["tasks"])}
+    for task, block in new["tasks"].items():
+        before = old["tasks"].get(task)
+        if before is None:
+            raise SystemExit(f"--update: the file has no {task} results")
+        for key in PROTOCOL_KEYS:
+            if before.get(key) != block.get(key):
+                raise SystemExit(f"--update: {task} {key} differs ({before.get(key)} in the file, "
+                                 f"{block.get(key)} now)")
+        per_method = ("methods", "results", "spread")
+        merged["tasks"][task] = {**before, **{k: v for k, v in block.items() if k not in per_method},
+                                 **{k: {**before[k], **block[k]} for k in per_method}}
+    merged["updates"] = [*old.get("updates", []), {k: new[k] for k in ("command", "machine", "created")}
+                         | {"methods": sorted({m for b in new["tasks"].values() for m in b["results"]})}]
+    return merged
 
 
 def _average(by_seed: dict[int, dict]) -> tuple[dict, dict]:
@@ -73,7 +120,7 @@ def _average(by_seed: dict[int, dict]) -> tuple[dict, dict]:
 
 
 def run_task(task: str, args, device, frames: int, severities, model_path: str | None, seeds, reset_frames,
-             jobs: int) -> dict:
+             jobs: int, chosen: set[str] | None = None) -> dict:
     model, description = load_model(task, model_path, device)
     size = model.config.input_size
     user = model_path is not None
@@ -89,6 +136,7 @@ def run_task(task: str, args, device, frames: int, severities, model_path: str |
         print(f"{task}: feature alignment learning rate {features['chosen_lr']:g}: {features['val']}")
     methods = standard_methods(tent["chosen_lr"], features["chosen_lr"] if features else None,
                                with_source_only=args.source_only and not user, reset_frames=reset_frames)
+    methods = [m for m in methods if _selected(m.name, chosen)]
     others = {"source": source_only_model(task, device)} if args.source_only and not user else None
     by_method: dict[str, dict[int, dict]] = {}
     rotation = []
@@ -237,6 +285,11 @@ def add_parser(kinds) -> None:
                         help="add the source-only baseline (trained on first use: hours on a CPU)")
     parser.add_argument("--model", help="your own checkpoint instead of the default model (its task is used)")
     parser.add_argument("--name", help="output file stem under results/ (default: accuracy_PROFILE_SPLIT)")
+    parser.add_argument("--methods", help=f"only these methods, comma separated: {', '.join(METHOD_KEYS)} "
+                                          "(default: all)")
+    parser.add_argument("--update", action="store_true",
+                        help="put this run's methods into the existing results/NAME.json, replacing their old "
+                             "numbers and keeping the others (same split, frames, seeds and reset frames only)")
     parser.set_defaults(run=main)
 
 
@@ -245,6 +298,11 @@ def main(args) -> int:
     profile = "quick" if args.quick else "full"
     settings = PROFILES[profile]
     severities = parse_severities(args.severities, settings["severities"])
+    chosen = parse_methods(args.methods)
+    name = args.name or f"accuracy_{profile}_{args.split}"
+    old_path = results_dir() / f"{name}.json"
+    if args.update and not old_path.exists():
+        raise SystemExit(f"--update: no {old_path} to update")
     seeds = tuple(int(v) for v in args.seeds.split(",")) if args.seeds else settings["seeds"]
     if args.model:
         from ..checkpoint import load_checkpoint
@@ -259,10 +317,11 @@ def main(args) -> int:
     for task in tasks:
         reset_frames = args.reset_frames or (settings["reset_frames"] or {}).get(task)
         reset_frames = min(reset_frames, frames[task]) if reset_frames else None
-        block = run_task(task, args, device, frames[task], severities, args.model, seeds, reset_frames, args.jobs)
-        payload["tasks"][task] = block
-        payload["summary"][task] = summarise(block, task, severities)
-    name = args.name or f"accuracy_{profile}_{args.split}"
+        payload["tasks"][task] = run_task(task, args, device, frames[task], severities, args.model, seeds,
+                                          reset_frames, args.jobs, chosen)
+    if args.update:
+        payload = merge_into(json.loads(old_path.read_text()), payload)
+    payload["summary"] = {task: summarise(block, task, severities) for task, block in payload["tasks"].items()}
     png_path = results_dir() / f"{name}.png"
     plot(payload, png_path)
 

@@ -42,8 +42,12 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 
 def _provenance(payload: dict) -> str:
-    return (f"Command: `{payload.get('command', '?')}` (profile {payload.get('profile', '?')}, seed "
+    text = (f"Command: `{payload.get('command', '?')}` (profile {payload.get('profile', '?')}, seed "
             f"{payload.get('seed', '?')}). Machine: {payload.get('machine', '?')}. Run {payload.get('created', '?')}.")
+    for update in payload.get("updates", []):  # methods rerun later on the same frames (bench accuracy --update)
+        text += (f" Rerun later for {', '.join(update['methods'])}: `{update['command']}`, machine "
+                 f"{update['machine']}, run {update['created']}.")
+    return text
 
 
 def _targets(payload: dict) -> list[str]:

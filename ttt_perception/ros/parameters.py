@@ -129,6 +129,16 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "Online mode: publish the prediction first, then adapt on the frame in the idle time "
                   "before the next frame is due (the deadline then bounds only the prediction). Reset "
                   "mode always adapts first.", LIVE, adapter_field="adapt_after_publish"),
+    ParameterSpec("adaptation.verify_confidence", DEFAULT["verify_confidence"],
+                  "Online mode: publish the camera's adapted weights' prediction only while, over its last 30 "
+                  "frames, the main head is surer of itself with them than with the source weights (by "
+                  "confidence_margin); otherwise the source weights predict and adaptation goes on. Spares "
+                  "the shifts where steps do harm (blur, low contrast, warps).", LIVE,
+                  adapter_field="verify_confidence"),
+    ParameterSpec("adaptation.confidence_margin", DEFAULT["confidence_margin"],
+                  "verify_confidence's margin: the adapted weights' mean confidence must be at least (1 + this) "
+                  "times the source weights' on the same frames.", LIVE, low=0.0, high=1.0,
+                  adapter_field="confidence_margin"),
     ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
                   "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),

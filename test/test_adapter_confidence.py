@@ -1,0 +1,90 @@
+"""The confidence check: online, a stream's adapted weights predict only while the main head is surer of
+itself with them than with the source weights on the same recent frames."""
+
+import numpy as np
+import pytest
+import torch
+
+from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.data import make_classification_frames, make_detection_frames
+from ttt_perception.model import ModelConfig, build_model
+from ttt_perception.stream_state import CONFIDENCE_MIN_FRAMES, ConfidenceRecord
+
+# steps on every frame from the first (no shift gate), large enough to move the weights
+STEPPING = {"mode": "online", "min_ssl_loss_ratio": 0.0, "learning_rate": 0.05}
+
+
+def test_the_record_trusts_the_adapted_weights_only_when_surer_by_the_margin():
+    record = ConfidenceRecord(window=4)
+    for _ in range(CONFIDENCE_MIN_FRAMES - 1):
+        record.add(source=0.5, adapted=0.9)
+    assert not record.adapted_trusted(0.0)  # too few frames to judge
+    record.add(source=0.5, adapted=0.9)
+    assert record.adapted_trusted(0.0) and record.adapted_trusted(0.5) and not record.adapted_trusted(0.9)
+
+
+def test_the_record_judges_only_its_window_and_skips_non_finite_values():
+    record = ConfidenceRecord(window=3)
+    for _ in range(3):
+        record.add(source=0.5, adapted=0.9)
+    record.add(source=float("nan"), adapted=0.1)
+    assert record.adapted_trusted(0.05)
+    for _ in range(3):  # the adapted weights lose their edge: the old frames leave the window
+        record.add(source=0.6, adapted=0.4)
+    assert not record.adapted_trusted(0.0)
+
+
+def _models():
+    classifier = build_model(ModelConfig(task="classifier", input_size=32, width=8, groups=4, stem_stride=1,
+                                         stage_strides=(1, 2, 2)), seed=0)
+    detector = build_model(ModelConfig(task="detector", input_size=32, width=8, groups=4, stem_stride=2,
+                                       stage_strides=(1, 2, 1)), seed=0)
+    return {"classifier": (classifier, make_classification_frames("val", 6, size=32, seed=3).images),
+            "detector": (detector, make_detection_frames("val", 6, size=32, seed=3).images)}
+
+
+MODELS = _models()
+
+
+@pytest.mark.parametrize("task", ["classifier", "detector"])
+@pytest.mark.parametrize("after_publish", [False, True])
+def test_until_the_adapted_weights_are_judged_the_source_weights_predict(task, after_publish):
+    model, frames = MODELS[task]
+    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish), "cpu")
+    unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
+                                                        verify_confidence=False), "cpu")
+    plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
+    source = {n: p.detach().clone() for n, p in checked.model.extractor.named_parameters()}
+    for image in frames[:CONFIDENCE_MIN_FRAMES]:
+        result = checked.process(image)
+        adapted = unchecked.process(image)
+        off = plain.process(image)
+        assert result.report.steps_taken == 1
+        np.testing.assert_allclose(result.class_probs, off.class_probs, atol=1e-6)  # as if no step was taken
+        np.testing.assert_allclose(result.detections.scores, off.detections.scores, atol=1e-6)
+    assert result.report.source_predicted and not adapted.report.source_predicted
+    assert not np.allclose(adapted.class_probs, off.class_probs, atol=1e-6)  # the steps did change the output
+    moved = [n for n, p in checked.model.extractor.named_parameters() if not torch.equal(p, source[n])]
+    assert moved, "the checked stream keeps adapting while the source weights predict"
+
+
+def test_a_reset_stream_is_judged_afresh():
+    model, frames = MODELS["classifier"]
+    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, confidence_margin=0.0), "cpu")
+    for image in frames:
+        adapter.process(image, stream="a")
+    adapter.reset("a")
+    first = adapter.process(frames[0], stream="a").report
+    assert first.steps_taken == 1 and first.source_predicted
+
+
+def test_the_check_only_runs_online():
+    model, frames = MODELS["classifier"]
+    for mode in ("reset", "off"):
+        adapter = TestTimeAdapter(model, AdaptationConfig(**{**STEPPING, "mode": mode}), "cpu")
+        assert not any(adapter.process(image).report.source_predicted for image in frames)
+
+
+def test_the_margin_is_checked():
+    with pytest.raises(ValueError, match="confidence_margin"):
+        AdaptationConfig(confidence_margin=-0.1).validated()
