@@ -370,9 +370,10 @@ class TestTimeAdapter:
             if steps.auto_reset:  # what went wrong must not make this prediction
                 self._reset_live(key)
         adapt_end = self.clock()
-        checked = cfg.mode == "online" and cfg.verify_confidence and state.adapted
+        checked = self._checks_confidence() and state.adapted
         source_predicts = checked and not state.confidence.adapted_trusted(cfg.confidence_margin)
-        detections, class_probs, loss_after, pooled, confidence = self._predict(x, image.shape, source_predicts)
+        detections, class_probs, loss_after, pooled, confidence = self._predict(x, image.shape, source_predicts,
+                                                                                with_confidence=checked)
         predicted = self.clock()
         self.timings.record(self._predict_kind(), predicted - adapt_end)
         report = FrameReport(
@@ -533,7 +534,7 @@ class TestTimeAdapter:
             images, labels = rotation_batch(x, cfg.batch_size, self._generator)
             features = self.model.extractor(images)
             per_sample = F.cross_entropy(self.model.ssl_head(features), labels, reduction="none")
-            if first is not None and cfg.verify_confidence and cfg.mode == "online":
+            if first is not None and self._checks_confidence():
                 with torch.no_grad():  # copy 0 is the plain frame, unrotated
                     first.confidence_before = self._confidence(self.model.main_head(features[:1]))
             loss = per_sample.mean()
@@ -569,6 +570,10 @@ class TestTimeAdapter:
             return torch.func.functional_call(self.model.main_head, self._source_main_head, (features,))
         return self.model.main_head(features)
 
+    def _checks_confidence(self) -> bool:
+        """Whether the confidence check decides which weights predict: online mode with verify_confidence."""
+        return self._config.mode == "online" and self._config.verify_confidence
+
     def _confidence(self, output) -> float:
         """How sure the main head is: the top class probability, or a detector's strongest heatmap cell."""
         if self.model.config.task == "classifier":
@@ -593,10 +598,12 @@ class TestTimeAdapter:
                              adapted=predicted if adapted is None else adapted)
 
     @torch.no_grad()
-    def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...], source: bool = False):
+    def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...], source: bool = False,
+                 with_confidence: bool = False):
         """Detections, class probabilities, the rotation loss of the predicting weights (nan when not
-        measured), for feature alignment the frame's pooled features, and the main head's confidence.
-        ``source``: the source weights predict instead of the stream's adapted ones."""
+        measured), for feature alignment the frame's pooled features, and the main head's confidence
+        (nan unless ``with_confidence``). ``source``: the source weights predict instead of the stream's
+        adapted ones."""
         cfg, model = self._config, self.model
         loss_after = math.nan
         if cfg.measure_ssl_loss:
@@ -607,7 +614,7 @@ class TestTimeAdapter:
         else:
             features = self._extract(x[None], source)
         output = self._main_output(features, source)
-        confidence = self._confidence(output)
+        confidence = self._confidence(output) if with_confidence else math.nan
         pooled = features.mean(dim=(2, 3)) if cfg.objective == "features" else None
         if model.config.task == "classifier":
             probs = torch.softmax(output[0].float(), dim=0).cpu().numpy()
