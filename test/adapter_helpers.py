@@ -14,5 +14,7 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def attach(self, model):
-        model.extractor.register_forward_hook(lambda *_: setattr(self, "now", self.now + self.forward_s))
+    def attach(self, adapter):
+        """Tick on the extractor forwards of the adapted weights and of the frozen source copy."""
+        for model in (adapter.model, adapter.source_model):
+            model.extractor.register_forward_hook(lambda *_: setattr(self, "now", self.now + self.forward_s))

@@ -91,7 +91,7 @@ def test_entropy_objective_updates_only_norm_affine_parameters(classifier, frame
 def _timed_adapter(model, **config):
     clock = FakeClock(0.02)
     adapter = TestTimeAdapter(model, AdaptationConfig(**{**UNGATED, **config}), "cpu", clock=clock)
-    clock.attach(adapter.model)
+    clock.attach(adapter)
     adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
     return adapter, clock
 

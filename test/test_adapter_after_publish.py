@@ -66,7 +66,7 @@ def test_without_a_publish_callback_the_result_is_the_same(model, frames):
 def _clocked(model, **config):
     clock = FakeClock(0.02)
     adapter = TestTimeAdapter(model, AdaptationConfig(**{**UNGATED, **config}), "cpu", clock=clock)
-    clock.attach(adapter.model)
+    clock.attach(adapter)
     adapter.calibrate()  # step 20 ms (one extractor forward), prediction 20 ms
     return adapter, clock
 

@@ -66,6 +66,10 @@ def test_level_is_measured_on_the_source_weights(detector, clean_frames):
         adapting.process(image, stream="cam")
         watching.process(image, stream="cam")
     assert np.isclose(adapting.source_level("cam"), watching.source_level("cam"), rtol=1e-5)
+    assert adapting.stream_parameters("cam").keys() and any(
+        not torch.equal(t, adapting.source_parameters()[n]) for n, t in adapting.stream_parameters("cam").items())
+    source = detector.state_dict()  # the frozen copy that measures the level kept the source weights
+    assert all(torch.equal(t, source[n]) for n, t in adapting.source_model.state_dict().items())
 
 
 def test_online_stream_returns_to_the_source_when_the_shift_is_over(detector, clean_frames):

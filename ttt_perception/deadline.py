@@ -10,8 +10,6 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Hashable
 
-import numpy as np
-
 
 class DurationEstimator:
     """Recent durations (seconds) per kind of work, and a conservative estimate of the next one."""
@@ -31,7 +29,13 @@ class DurationEstimator:
         samples = self._samples.get(kind)
         if not samples:
             return None
-        return float(np.quantile(np.fromiter(samples, float), self.quantile))
+        # np.quantile's linear interpolation, in plain Python: on 32 samples it is ~50x cheaper, and this
+        # runs twice before every prediction, inside the frame's budget
+        ordered = sorted(samples)
+        position = self.quantile * (len(ordered) - 1)
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
     def refused(self, kind: Hashable) -> None:
         """Work of this kind was refused on its estimate. After a window of refusals in a row the

@@ -133,7 +133,7 @@ def render_realtime(name: str, payload: dict) -> list[str]:
     rows = []
     for r in payload["runs"]:
         lat = r["latency_ms"]
-        budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x ({r['budget_ms']:.1f} ms)"
+        budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x ({r['budget_ms']:.2f} ms)"
         met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
         rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
                      f"{r['mean_steps']:.2f}",
