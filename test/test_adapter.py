@@ -9,6 +9,7 @@ import torch
 from adapter_helpers import UNGATED, FakeClock
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
 from ttt_perception.data import make_classification_frames
+from ttt_perception.deadline import DurationEstimator
 from ttt_perception.default_models import load_default_model
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.preprocess import to_model_input
@@ -220,15 +221,35 @@ def test_refused_steps_are_retried_after_a_window_of_refusals(classifier, frames
     assert any(r.steps_taken == 1 for r in reports)  # re-measured once the slow samples aged out
 
 
-def test_a_step_that_never_fits_is_probed_once_a_window():
-    """Budget 30 ms, step 20 ms + prediction 20 ms: a step never fits. One probe per window of refusals,
-    not every other frame (a probe leaves one sample; refusals must not empty the estimate again at once)."""
+def test_a_step_that_never_fits_is_probed_ever_more_rarely():
+    """Budget 30 ms, step 20 ms + prediction 20 ms: a step never fits. A probe after a window of
+    refusals, then after twice as many each time (a probe leaves one sample; refusals must not empty
+    the estimate again at once)."""
     adapter, clock = _timed_adapter(build_model(ModelConfig(task="classifier", input_size=32, width=8), seed=0),
                                     mode="online", max_steps=1, budget_ms=30, measure_ssl_loss=False)
     frame = np.zeros((32, 32, 3), np.uint8)
-    reports = [adapter.process(frame, arrival_time=clock()).report for _ in range(100)]
+    reports = [adapter.process(frame, arrival_time=clock()).report for _ in range(250)]
     probes = [i for i, r in enumerate(reports) if r.steps_taken]
     window = adapter.timings.window
-    assert probes == list(range(window, 100, window + 1)), probes  # after 32 refusals; 3 late frames of 100
+    # after 32 refusals, then 64, then 128: 3 late frames of 250 (one a window would be 7)
+    assert probes == [window, 2 * window + 1 + window, 4 * window + 1 + 3 * window + 1], probes
     assert sum(not r.deadline_met for r in reports) == len(probes)
 
+
+def test_the_wait_before_a_probe_starts_afresh_once_work_fits_again():
+    timings, kind = DurationEstimator(window=4), ("step",)
+
+    def refuse(times: int) -> bool:
+        """Refuse ``times`` times; whether the estimate was dropped for a probe."""
+        for _ in range(times):
+            timings.refused(kind)
+        return timings.estimate(kind) is None
+
+    timings.record(kind, 1.0)
+    assert refuse(4)
+    timings.record(kind, 1.0)  # the probe: still slow
+    assert not refuse(4) and refuse(4)  # the next wait is twice as long
+    timings.record(kind, 1.0)
+    assert not refuse(8)
+    timings.record(kind, 0.01)  # work taken on its estimate (a budget raised): the slowdown has passed
+    assert refuse(4)

@@ -14,13 +14,16 @@ from collections.abc import Hashable
 class DurationEstimator:
     """Recent durations (seconds) per kind of work, and a conservative estimate of the next one."""
 
-    def __init__(self, window: int = 32, quantile: float = 0.9):
-        self.window, self.quantile = window, quantile
+    def __init__(self, window: int = 32, quantile: float = 0.9, longest_wait: int = 1024):
+        self.window, self.quantile, self.longest_wait = window, quantile, longest_wait
         self._samples: dict[Hashable, deque] = defaultdict(lambda: deque(maxlen=window))
         self._refusals: dict[Hashable, int] = defaultdict(int)
+        self._wait: dict[Hashable, int] = {}  # refusals before the next probe, when longer than a window
 
     def record(self, kind: Hashable, seconds: float) -> None:
         if math.isfinite(seconds) and seconds >= 0:
+            if self._samples.get(kind):  # taken on its estimate, not as a probe: the wait starts afresh
+                self._wait.pop(kind, None)
             self._samples[kind].append(seconds)
             self._refusals[kind] = 0
 
@@ -39,12 +42,16 @@ class DurationEstimator:
 
     def refused(self, kind: Hashable) -> None:
         """Work of this kind was refused on its estimate. After a window of refusals in a row the
-        estimate is dropped, so the work is tried once and re-measured: a passing slowdown cannot
-        disable adaptation for good, and work that really does not fit costs one late frame a window."""
+        estimate is dropped, so the work is tried once and re-measured (a probe): a passing slowdown
+        cannot disable adaptation for good. Each probe that does not lead to work taken on its estimate
+        doubles the wait before the next one (32, 64, ... up to ``longest_wait`` refusals), so work that
+        really never fits costs few late frames."""
         self._refusals[kind] += 1
-        if self._refusals[kind] >= self.window:
+        wait = self._wait.get(kind, self.window)
+        if self._refusals[kind] >= wait:
             self._samples.pop(kind, None)
             self._refusals[kind] = 0
+            self._wait[kind] = min(2 * wait, self.longest_wait)
 
 
 class FrameDeadline:
