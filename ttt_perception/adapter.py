@@ -492,7 +492,7 @@ class TestTimeAdapter:
         rotated, labels = plain_rotations(x)
         with torch.no_grad():
             features = self.source_model.extractor(rotated)
-            state.source_level.add(float(F.cross_entropy(self.model.ssl_head(features), labels)))
+            state.source_level.add(float(F.cross_entropy(self.source_model.ssl_head(features), labels)))
         self._frame_source_features = features[:1]  # rotation 0: the frame itself
         self.timings.record(("gate",), self.clock() - began)
         return state.source_level.known and state.source_level.value >= threshold
