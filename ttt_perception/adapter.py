@@ -367,7 +367,7 @@ class TestTimeAdapter:
                 self._reset_live(key)
         adapt_end = self.clock()
         checked = self._checks_confidence() and state.adapted
-        source_predicts = checked and not state.confidence.adapted_trusted(cfg.confidence_margin)
+        source_predicts = self._source_predicts(state)
         detections, class_probs, loss_after, pooled, confidence = self._predict(x, image.shape, source_predicts,
                                                                                 with_confidence=checked)
         predicted = self.clock()
@@ -408,9 +408,7 @@ class TestTimeAdapter:
         backward one was measured ~0.5 ms slower (caches, allocator): most of a 1.2x budget's slack."""
         if self.clock() + (self.timings.estimate(self._predict_kind()) or 0.0) > until:
             return
-        source = self._checks_confidence() and state.adapted and \
-            not state.confidence.adapted_trusted(self._config.confidence_margin)
-        self._predict(x, image_shape, source)
+        self._predict(x, image_shape, self._source_predicts(state))
 
     def _enter_stream(self, key: str) -> StreamState:
         """The stream's state, with its weights loaded in online mode (reset/off start from the source)."""
@@ -568,15 +566,14 @@ class TestTimeAdapter:
         rotated, labels = plain_rotations(x)
         return float(F.cross_entropy(self.model.rotation_logits(rotated), labels))
 
-    def _extract(self, images: torch.Tensor, source: bool) -> torch.Tensor:
-        return (self.source_model if source else self.model).extractor(images)
-
-    def _main_output(self, features: torch.Tensor, source: bool):
-        return (self.source_model if source else self.model).main_head(features)
-
     def _checks_confidence(self) -> bool:
         """Whether the confidence check decides which weights predict: online mode with verify_confidence."""
         return self._config.mode == "online" and self._config.verify_confidence
+
+    def _source_predicts(self, state: StreamState) -> bool:
+        """The check keeps the stream's adapted weights from predicting (they are not surer by the margin)."""
+        return self._checks_confidence() and state.adapted and \
+            not state.confidence.adapted_trusted(self._config.confidence_margin)
 
     def _confidence(self, output) -> float:
         """How sure the main head is: the top class probability, or a detector's strongest heatmap cell."""
@@ -592,13 +589,13 @@ class TestTimeAdapter:
         ``adapted``: the adapted weights' confidence already known from before this frame's steps."""
         if source_predicted:
             if adapted is None:
-                adapted = self._confidence(self._main_output(self._extract(x[None], source=False), source=False))
+                adapted = self._confidence(self.model.main_head(self.model.extractor(x[None])))
             state.confidence.add(source=predicted, adapted=adapted)
             return
         features = self._frame_source_features
         if features is None:
-            features = self._extract(x[None], source=True)
-        state.confidence.add(source=self._confidence(self._main_output(features, source=True)),
+            features = self.source_model.extractor(x[None])
+        state.confidence.add(source=self._confidence(self.source_model.main_head(features)),
                              adapted=predicted if adapted is None else adapted)
 
     @torch.no_grad()
@@ -608,16 +605,17 @@ class TestTimeAdapter:
         measured), for feature alignment the frame's pooled features, and the main head's confidence
         (nan unless ``with_confidence``). ``source``: the source weights predict instead of the stream's
         adapted ones."""
-        cfg, model = self._config, self.model
+        cfg = self._config
+        model = self.source_model if source else self.model  # else: the loaded stream's adapted weights
         loss_after = math.nan
         if cfg.measure_ssl_loss:
             rotated, labels = plain_rotations(x)
-            features = self._extract(rotated, source)  # rotation 0 is the frame itself
+            features = model.extractor(rotated)  # rotation 0 is the frame itself
             loss_after = float(F.cross_entropy(model.ssl_head(features), labels))
             features = features[:1]
         else:
-            features = self._extract(x[None], source)
-        output = self._main_output(features, source)
+            features = model.extractor(x[None])
+        output = model.main_head(features)
         confidence = self._confidence(output) if with_confidence else math.nan
         pooled = features.mean(dim=(2, 3)) if cfg.objective == "features" else None
         if model.config.task == "classifier":
