@@ -28,12 +28,12 @@ def probe():
 
 
 def _types(probe, node, names):
-    response = probe.call(GetParameterTypes, f"{node}/get_parameter_types", GetParameterTypes.Request(names=names))
+    response = probe.query(GetParameterTypes, f"{node}/get_parameter_types", GetParameterTypes.Request(names=names))
     return dict(zip(names, response.types))
 
 
 def _describe(probe, node, name):
-    return probe.call(DescribeParameters, f"{node}/describe_parameters",
+    return probe.query(DescribeParameters, f"{node}/describe_parameters",
                       DescribeParameters.Request(names=[name])).descriptors[0]
 
 
