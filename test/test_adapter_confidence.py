@@ -50,7 +50,8 @@ MODELS = _models()
 @pytest.mark.parametrize("after_publish", [False, True])
 def test_until_the_adapted_weights_are_judged_the_source_weights_predict(task, after_publish):
     model, frames = MODELS[task]
-    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish), "cpu")
+    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
+                                                      confidence_per_frame=False), "cpu")
     unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
                                                         verify_confidence=False), "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
@@ -68,9 +69,45 @@ def test_until_the_adapted_weights_are_judged_the_source_weights_predict(task, a
     assert moved, "the checked stream keeps adapting while the source weights predict"
 
 
+@pytest.mark.parametrize("after_publish", [False, True])
+def test_until_trusted_each_frame_goes_to_the_weights_surer_of_it(after_publish):
+    model, frames = MODELS["classifier"]
+    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish), "cpu")
+    unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
+                                                        verify_confidence=False), "cpu")
+    plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
+    picked = []
+    for image in frames[:CONFIDENCE_MIN_FRAMES + 1]:
+        record = checked._streams["default"].confidence if checked._streams else None
+        trusted = record is not None and record.adapted_trusted(checked.config.confidence_margin)
+        result, adapted, off = checked.process(image), unchecked.process(image), plain.process(image)
+        if not trusted and not np.allclose(adapted.class_probs, off.class_probs, atol=1e-6):
+            surer = adapted if adapted.class_probs.max() > off.class_probs.max() else off
+            np.testing.assert_allclose(result.class_probs, surer.class_probs, atol=1e-6)
+            assert result.report.source_predicted == (surer is off)
+            picked.append(surer is adapted)
+    assert True in picked and False in picked, "both weights won some frames (else the test shows nothing)"
+
+
+def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline():
+    model, frames = MODELS["classifier"]
+    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=True, budget_ms=50.0), "cpu")
+    plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
+    for image in frames:  # every frame arrives already late: no time for a second prediction
+        now = adapter.clock()
+        result = adapter.process(image, arrival_time=now - 1.0, adapt_until=now + 60.0)
+        assert result.report.steps_taken == 1 and not result.report.deadline_met
+        if adapter._streams["default"].adapted and result.report.source_predicted:
+            np.testing.assert_allclose(result.class_probs, plain.process(image).class_probs, atol=1e-6)
+        else:
+            plain.process(image)
+    assert result.report.source_predicted
+
+
 def test_a_reset_stream_is_judged_afresh():
     model, frames = MODELS["classifier"]
-    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, confidence_margin=0.0), "cpu")
+    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, confidence_margin=0.0, confidence_per_frame=False),
+                              "cpu")
     for image in frames:
         adapter.process(image, stream="a")
     adapter.reset("a")

@@ -382,6 +382,8 @@ def test_update_puts_rerun_methods_beside_the_others_on_the_same_frames_only():
     assert merged["updates"][0]["methods"] == ["defaults"] and merged["updates"][0]["created"] == "tomorrow"
     assert "Rerun later for defaults: `ttt-perception bench accuracy --methods defaults --update`" in \
         render_results({"accuracy_full_test": {**merged, "summary": old["summary"]}})
+    again = merge_into(merged, {**new, "created": "the day after"})
+    assert [u["created"] for u in again["updates"]] == ["the day after"]  # the earlier rerun is superseded
     block["seeds"] = [0, 1]
     with pytest.raises(SystemExit, match="seeds differs"):
         merge_into(old, new)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -81,6 +82,9 @@ class AdaptationConfig:
     # same frames; otherwise the source weights predict while adaptation goes on (docs/adaptation.md).
     verify_confidence: bool = DEFAULT["verify_confidence"]
     confidence_margin: float = DEFAULT["confidence_margin"]
+    # While the check does not trust the adapted weights, each frame goes to whichever weights are surer
+    # of it, when one more prediction still fits the frame's deadline; otherwise the source ones predict.
+    confidence_per_frame: bool = DEFAULT["confidence_per_frame"]
     seed: int = DEFAULT["seed"]
 
     def validated(self) -> AdaptationConfig:
@@ -172,6 +176,14 @@ class _Steps:
     auto_reset: str = ""
     seconds: float = 0.0
     confidence_before: float = math.nan  # the main head's confidence on the frame before the first step
+
+
+class _Prediction(NamedTuple):
+    detections: Detections
+    class_probs: np.ndarray
+    loss_after: float  # the predicting weights' rotation loss on the frame (nan when not measured)
+    pooled: torch.Tensor | None  # feature alignment: the frame's pooled features
+    confidence: float  # the main head's (nan unless asked for)
 
 
 class TestTimeAdapter:
@@ -368,10 +380,17 @@ class TestTimeAdapter:
         adapt_end = self.clock()
         checked = self._checks_confidence() and state.adapted
         source_predicts = self._source_predicts(state)
-        detections, class_probs, loss_after, pooled, confidence = self._predict(x, image.shape, source_predicts,
-                                                                                with_confidence=checked)
+        prediction = self._predict(x, image.shape, source_predicts, with_confidence=checked)
         predicted = self.clock()
-        self.timings.record(self._predict_kind(), predicted - adapt_end)
+        self.timings.record(self._predict_kind(), predicted - adapt_end)  # one prediction's time, for planning
+        known = {"source" if source_predicts else "adapted": prediction.confidence}
+        if source_predicts and cfg.confidence_per_frame and frame_deadline.fits(predicted, 0):
+            other = self._predict(x, image.shape, source=False, with_confidence=True)
+            predicted = self.clock()
+            known["adapted"] = other.confidence
+            if other.confidence > prediction.confidence:
+                prediction, source_predicts = other, False
+        detections, class_probs, loss_after, pooled, _ = prediction
         report = FrameReport(
             stream=stream, mode=cfg.mode, objective=cfg.objective, steps_planned=0, steps_taken=0,
             stop_reason="", adapt_ms=(adapt_end - after_preprocess) * 1e3, predict_ms=(predicted - adapt_end) * 1e3,
@@ -386,7 +405,7 @@ class TestTimeAdapter:
             if publish is not None:
                 publish(result)
             if checked:  # before the steps: the weights that were judged, not the ones after this frame
-                self._record_confidence(x, state, confidence, source_predicts)
+                self._record_confidence(x, state, **known)
             began = self.clock()
             until = frame_deadline.limit if adapt_until is None else adapt_until
             self._adapt(x, key, state, FrameDeadline(until, step_s), steps)
@@ -395,9 +414,9 @@ class TestTimeAdapter:
             report.adapt_ms = (self.clock() - began) * 1e3
             self._warm_next_prediction(x, image.shape, state, until)
         elif checked:  # the adapted weights as they came to this frame: before its own steps, when known
-            before = steps.confidence_before
-            self._record_confidence(x, state, confidence, source_predicts,
-                                    adapted=before if math.isfinite(before) else None)
+            if math.isfinite(steps.confidence_before):
+                known["adapted"] = steps.confidence_before
+            self._record_confidence(x, state, **known)
         self._finish_frame(key, state, steps, report, loss_at_prediction=loss_after)
         return result
 
@@ -582,25 +601,22 @@ class TestTimeAdapter:
         return float(torch.sigmoid(output["heatmap"][0].float()).max())
 
     @torch.no_grad()
-    def _record_confidence(self, x: torch.Tensor, state: StreamState, predicted: float, source_predicted: bool,
+    def _record_confidence(self, x: torch.Tensor, state: StreamState, source: float | None = None,
                            adapted: float | None = None) -> None:
-        """Both weights' confidence on this frame: the predicting ones', and the other ones' from one more
-        forward (only the main head when the shift gate has just run the source extractor on the frame).
-        ``adapted``: the adapted weights' confidence already known from before this frame's steps."""
-        if source_predicted:
-            if adapted is None:
-                adapted = self._confidence(self.model.main_head(self.model.extractor(x[None])))
-            state.confidence.add(source=predicted, adapted=adapted)
-            return
-        features = self._frame_source_features
-        if features is None:
-            features = self.source_model.extractor(x[None])
-        state.confidence.add(source=self._confidence(self.source_model.main_head(features)),
-                             adapted=predicted if adapted is None else adapted)
+        """Both weights' confidence on this frame; the one not already known from one more forward (only
+        the main head when the shift gate has just run the source extractor on the frame)."""
+        if adapted is None:
+            adapted = self._confidence(self.model.main_head(self.model.extractor(x[None])))
+        if source is None:
+            features = self._frame_source_features
+            if features is None:
+                features = self.source_model.extractor(x[None])
+            source = self._confidence(self.source_model.main_head(features))
+        state.confidence.add(source=source, adapted=adapted)
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor, image_shape: tuple[int, ...], source: bool = False,
-                 with_confidence: bool = False):
+                 with_confidence: bool = False) -> _Prediction:
         """Detections, class probabilities, the rotation loss of the predicting weights (nan when not
         measured), for feature alignment the frame's pooled features, and the main head's confidence
         (nan unless ``with_confidence``). ``source``: the source weights predict instead of the stream's
@@ -624,7 +640,7 @@ class TestTimeAdapter:
             box = np.array([[0, 0, width, height]], np.float32)
             cls = int(np.argmax(probs))
             detections = Detections(box, np.array([probs[cls]], np.float32), np.array([cls]), probs[None])
-            return detections, probs, loss_after, pooled, confidence
+            return _Prediction(detections, probs, loss_after, pooled, confidence)
         stride = model.config.output_stride
         detections = decode_detections(output["heatmap"][0], output["box"][0], stride, cfg.score_threshold,
                                        cfg.max_detections)
@@ -633,7 +649,7 @@ class TestTimeAdapter:
             probs = detections.class_probs[int(np.argmax(detections.scores))]
         else:
             probs = frame_class_probs(output["heatmap"][0]).cpu().numpy()
-        return detections, probs, loss_after, pooled, confidence
+        return _Prediction(detections, probs, loss_after, pooled, confidence)
 
     def calibrate(self, repeats: int = 3) -> dict[str, float]:
         """Measure step and prediction times on a grey frame; weights and streams are left as they were."""

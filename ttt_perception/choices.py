@@ -37,6 +37,7 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "adapt_after_publish": False,
     "verify_confidence": True,
     "confidence_margin": 0.05,
+    "confidence_per_frame": True,
     "seed": 0,
 })
 # The node's (and the demo's) deadline per frame: a camera at 10 Hz.

@@ -102,8 +102,10 @@ def merge_into(old: dict, new: dict) -> dict:
         per_method = ("methods", "results", "spread")
         merged["tasks"][task] = {**before, **{k: v for k, v in block.items() if k not in per_method},
                                  **{k: {**before[k], **block[k]} for k in per_method}}
-    merged["updates"] = [*old.get("updates", []), {k: new[k] for k in ("command", "machine", "created")}
-                         | {"methods": sorted({m for b in new["tasks"].values() for m in b["results"]})}]
+    rerun = sorted({m for b in new["tasks"].values() for m in b["results"]})
+    earlier = [{**u, "methods": [m for m in u["methods"] if m not in rerun]} for u in old.get("updates", [])]
+    merged["updates"] = [*(u for u in earlier if u["methods"]),  # what this run replaces is no longer theirs
+                         {k: new[k] for k in ("command", "machine", "created")} | {"methods": rerun}]
     return merged
 
 

@@ -139,6 +139,11 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "verify_confidence's margin: the adapted weights' mean confidence must be at least (1 + this) "
                   "times the source weights' on the same frames.", LIVE, low=0.0, high=1.0,
                   adapter_field="confidence_margin"),
+    ParameterSpec("adaptation.confidence_per_frame", DEFAULT["confidence_per_frame"],
+                  "verify_confidence: while the adapted weights are not trusted, each frame is predicted by "
+                  "whichever weights are surer of it (one more prediction, taken only when it still fits "
+                  "the frame's deadline); false: by the source weights.", LIVE,
+                  adapter_field="confidence_per_frame"),
     ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
                   "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
