@@ -79,7 +79,8 @@ class AdaptationConfig:
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
     # Online mode: publish the adapted weights' prediction only while, over the stream's last 30 frames,
     # their main-head confidence is at least (1 + confidence_margin) times the source weights' on the
-    # same frames; otherwise the source weights predict while adaptation goes on (docs/adaptation.md).
+    # same frames; otherwise the source weights predict (but see confidence_per_frame) while adaptation
+    # goes on (docs/adaptation.md).
     verify_confidence: bool = DEFAULT["verify_confidence"]
     confidence_margin: float = DEFAULT["confidence_margin"]
     # While the check does not trust the adapted weights, each frame goes to whichever weights are surer

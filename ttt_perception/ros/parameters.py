@@ -132,8 +132,8 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.verify_confidence", DEFAULT["verify_confidence"],
                   "Online mode: publish the camera's adapted weights' prediction only while, over its last 30 "
                   "frames, the main head is surer of itself with them than with the source weights (by "
-                  "confidence_margin); otherwise the source weights predict and adaptation goes on. Spares "
-                  "the shifts where steps do harm (blur, low contrast, warps).", LIVE,
+                  "confidence_margin); otherwise the source weights predict (see confidence_per_frame) and "
+                  "adaptation goes on. Spares the shifts where steps do harm (blur, low contrast, warps).", LIVE,
                   adapter_field="verify_confidence"),
     ParameterSpec("adaptation.confidence_margin", DEFAULT["confidence_margin"],
                   "verify_confidence's margin: the adapted weights' mean confidence must be at least (1 + this) "
