@@ -8,6 +8,7 @@ import torch
 
 from adapter_helpers import UNGATED, FakeClock
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.choices import TASK_DEFAULTS
 from ttt_perception.data import make_classification_frames
 from ttt_perception.deadline import DurationEstimator
 from ttt_perception.default_models import load_default_model
@@ -189,6 +190,25 @@ def test_invalid_config_is_refused_and_nothing_changes(classifier):
         with pytest.raises(ValueError):
             adapter.update_config(**bad)
         assert adapter.config == AdaptationConfig(**UNGATED, mode="reset")
+
+
+def test_auto_values_take_the_models_task_choice_and_follow_live_changes(classifier):
+    detector = build_model(ModelConfig(task="detector", input_size=32, width=8, groups=4))
+    for model in (classifier, detector):
+        chosen = TASK_DEFAULTS[model.config.task]
+        adapter = TestTimeAdapter(model, AdaptationConfig(), "cpu")
+        assert adapter.config.learning_rate == 0 and adapter.config.confidence_fallback == "auto"
+        effective = adapter.effective_config
+        assert (effective.learning_rate, effective.confidence_fallback) == (chosen["learning_rate"],
+                                                                             chosen["confidence_fallback"])
+        assert adapter._optimizer.param_groups[0]["lr"] == chosen["learning_rate"]
+        adapter.update_config(learning_rate=0.02, confidence_fallback="source")
+        assert adapter._optimizer.param_groups[0]["lr"] == 0.02
+        assert adapter.effective_config.confidence_fallback == "source"
+        adapter.update_config(learning_rate=0.0)  # back to the task's rate, live
+        assert adapter._optimizer.param_groups[0]["lr"] == chosen["learning_rate"]
+    with pytest.raises(ValueError, match="confidence_fallback"):
+        AdaptationConfig(confidence_fallback="both").validated()
 
 
 def test_detector_boxes_come_back_in_image_pixels():

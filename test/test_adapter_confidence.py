@@ -7,7 +7,9 @@ import torch
 
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
 from ttt_perception.data import make_classification_frames, make_detection_frames
+from ttt_perception.detection import decode_detections
 from ttt_perception.model import ModelConfig, build_model
+from ttt_perception.preprocess import scale_to_image, to_model_input
 from ttt_perception.stream_state import CONFIDENCE_MIN_FRAMES, ConfidenceRecord
 
 # steps on every frame from the first (no shift gate), large enough to move the weights
@@ -51,7 +53,7 @@ MODELS = _models()
 def test_until_the_adapted_weights_are_judged_the_source_weights_predict(task, after_publish):
     model, frames = MODELS[task]
     checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
-                                                      confidence_per_frame=False), "cpu")
+                                                      confidence_fallback="source"), "cpu")
     unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
                                                         verify_confidence=False), "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
@@ -89,6 +91,33 @@ def test_until_trusted_each_frame_goes_to_the_weights_surer_of_it(after_publish)
     assert True in picked and False in picked, "both weights won some frames (else the test shows nothing)"
 
 
+@pytest.mark.parametrize("task", ["classifier", "detector"])
+def test_until_trusted_the_average_of_both_weights_outputs_is_published(task):
+    model, frames = MODELS[task]
+    never_trusted = {**STEPPING, "confidence_margin": 1.0, "score_threshold": 0.0}
+    averaging = TestTimeAdapter(model, AdaptationConfig(**never_trusted, confidence_fallback="average"), "cpu")
+    unchecked = TestTimeAdapter(model, AdaptationConfig(**never_trusted, verify_confidence=False), "cpu")
+    plain = TestTimeAdapter(model, AdaptationConfig(**{**never_trusted, "mode": "off"}), "cpu")
+    for image in frames:  # a step on every frame before its prediction: the weights differ from the first
+        result, adapted, off = averaging.process(image), unchecked.process(image), plain.process(image)
+        assert result.report.outputs_averaged and not result.report.source_predicted
+        x = to_model_input(image, model.config, "cpu")[None]
+        with torch.no_grad():  # the weights that predicted: adapted ones after the frame's step, and the source
+            outputs = [m.main_head(m.extractor(x)) for m in (unchecked.model, plain.model)]
+        if task == "classifier":
+            expected = sum(torch.softmax(o[0], dim=0) for o in outputs).numpy() / 2
+            np.testing.assert_allclose(result.class_probs, expected, atol=1e-5)
+            continue
+        heat = sum(torch.sigmoid(o["heatmap"][0]) for o in outputs) / 2
+        box = sum(o["box"][0] for o in outputs) / 2
+        expected = decode_detections(torch.logit(heat, eps=1e-6), box, model.config.output_stride, 0.0,
+                                     averaging.config.max_detections)
+        np.testing.assert_allclose(result.detections.scores, expected.scores, atol=1e-5)
+        in_image = expected.scaled(*scale_to_image(model.config, image.shape))
+        np.testing.assert_allclose(result.detections.boxes, in_image.boxes, atol=1e-3)
+    assert not np.allclose(adapted.class_probs, off.class_probs, atol=1e-4), "the steps changed the output"
+
+
 def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline():
     model, frames = MODELS["classifier"]
     # a margin the adapted weights never reach: the window never trusts them
@@ -110,7 +139,7 @@ def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline():
 
 def test_a_reset_stream_is_judged_afresh():
     model, frames = MODELS["classifier"]
-    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, confidence_margin=0.0, confidence_per_frame=False),
+    adapter = TestTimeAdapter(model, AdaptationConfig(**STEPPING, confidence_margin=0.0, confidence_fallback="source"),
                               "cpu")
     for image in frames:
         adapter.process(image, stream="a")

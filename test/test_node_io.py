@@ -158,7 +158,7 @@ def test_adapting_after_publishing_is_reported_and_answered(probe):
 @pytest.mark.parametrize("name, value, reason", [
     ("adaptation.mode", "sometimes", "adaptation.mode must be one of off, reset, online"),
     ("deadline.policy", "maybe", "deadline.policy must be one of truncate, skip"),
-    ("adaptation.learning_rate", 0.0, "adaptation.learning_rate must be in [1e-06, 1]"),
+    ("adaptation.learning_rate", -0.01, "adaptation.learning_rate must be in [0, 1]"),
     ("adaptation.max_steps", 1000, "adaptation.max_steps must be in [0, 100]"),
     ("adaptation.batch_size", "eight", "adaptation.batch_size must be a number"),
     # the test model's checkpoint stores no clean feature statistics: the loaded model refuses them

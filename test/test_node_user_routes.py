@@ -79,11 +79,11 @@ def test_unquoted_off_in_a_parameters_file_and_from_another_node(probe, model, t
         # a string is still no number
         assert not probe.set_parameters(name, {"deadline.budget_ms": "fast"})[0].successful
 
-        # the minimum `describe` states is accepted; below it is refused
+        # the minimum `describe` states (0: the task's rate) is accepted; below it is refused
         bounds = _describe(probe, name, "adaptation.learning_rate").floating_point_range[0]
-        assert bounds.from_value > 0.0
+        assert bounds.from_value == 0.0
         assert probe.set_parameters(name, {"adaptation.learning_rate": bounds.from_value})[0].successful
-        assert not probe.set_parameters(name, {"adaptation.learning_rate": 0.0})[0].successful
+        assert not probe.set_parameters(name, {"adaptation.learning_rate": -0.01})[0].successful
         assert probe.set_parameters(name, {"adaptation.learning_rate": 0.05, "deadline.budget_ms": 0})[0].successful
 
         assert probe.change_state(name, Transition.TRANSITION_CONFIGURE)

@@ -46,7 +46,7 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("adaptation.parameters", "head", "one of auto, extractor, stem, norm"),
         ("adaptation.max_steps", 101, "[0, 100]"),
         ("adaptation.max_steps", 2.0, "must be an integer"),
-        ("adaptation.learning_rate", 0.0, "[1e-06, 1]"),
+        ("adaptation.learning_rate", -0.01, "[0, 1]"),
         ("adaptation.learning_rate", float("nan"), "finite"),
         ("adaptation.batch_size", 0, "[1, 256]"),
         ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),

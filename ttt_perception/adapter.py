@@ -16,14 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .choices import ADAPTATION_DEFAULTS as DEFAULT
-from .choices import MODES, OBJECTIVES, PARAMETER_SETS, POLICIES
+from .choices import CONFIDENCE_FALLBACKS, MODES, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
 from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
@@ -54,7 +54,7 @@ class AdaptationConfig:
 
     mode: str = DEFAULT["mode"]
     objective: str = DEFAULT["objective"]
-    learning_rate: float = DEFAULT["learning_rate"]
+    learning_rate: float = DEFAULT["learning_rate"]  # 0: the rate chosen for the model's task (resolved_for)
     momentum: float = DEFAULT["momentum"]
     max_steps: int = DEFAULT["max_steps"]
     batch_size: int = DEFAULT["batch_size"]
@@ -79,13 +79,15 @@ class AdaptationConfig:
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
     # Online mode: publish the adapted weights' prediction only while, over the stream's last 30 frames,
     # their main-head confidence is at least (1 + confidence_margin) times the source weights' on the
-    # same frames; otherwise the source weights predict (but see confidence_per_frame) while adaptation
-    # goes on (docs/adaptation.md).
+    # same frames; otherwise confidence_fallback decides what is published while adaptation goes on
+    # (docs/adaptation.md).
     verify_confidence: bool = DEFAULT["verify_confidence"]
     confidence_margin: float = DEFAULT["confidence_margin"]
-    # While the check does not trust the adapted weights, each frame goes to whichever weights are surer
-    # of it, when one more prediction still fits the frame's deadline; otherwise the source ones predict.
-    confidence_per_frame: bool = DEFAULT["confidence_per_frame"]
+    # While the check does not trust the adapted weights: "source" weights predict; "surer": whichever
+    # weights are surer of the frame; "average": the mean of both weights' main-head outputs (class
+    # probabilities; a detector's heatmap probabilities and box maps); "auto": the model's task's choice.
+    # "surer" and "average" need a second prediction, taken only when it fits the frame's deadline.
+    confidence_fallback: str = DEFAULT["confidence_fallback"]
     seed: int = DEFAULT["seed"]
 
     def validated(self) -> AdaptationConfig:
@@ -95,8 +97,10 @@ class AdaptationConfig:
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
             (self.policy in POLICIES, f"policy must be one of {POLICIES}, got {self.policy!r}"),
             (self.parameters in PARAMETER_SETS, f"parameters must be one of {PARAMETER_SETS}, got {self.parameters!r}"),
-            (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1.0,
-             f"learning_rate must be in (0, 1], got {self.learning_rate}"),
+            (math.isfinite(self.learning_rate) and 0 <= self.learning_rate <= 1.0,
+             f"learning_rate must be in [0, 1] (0: the model's task's rate), got {self.learning_rate}"),
+            (self.confidence_fallback in CONFIDENCE_FALLBACKS,
+             f"confidence_fallback must be one of {CONFIDENCE_FALLBACKS}, got {self.confidence_fallback!r}"),
             (math.isfinite(self.momentum) and 0 <= self.momentum < 1,
              f"momentum must be in [0, 1), got {self.momentum}"),
             (0 <= self.max_steps <= 100, f"max_steps must be in 0..100, got {self.max_steps}"),
@@ -117,6 +121,16 @@ class AdaptationConfig:
             if not ok:
                 raise ValueError(reason)
         return self
+
+    def resolved_for(self, task: str) -> AdaptationConfig:
+        """Self with its "auto" values (learning rate 0, fallback "auto") set to those chosen for ``task``."""
+        chosen = TASK_DEFAULTS[task]
+        changes = {}
+        if self.learning_rate == 0:
+            changes["learning_rate"] = chosen["learning_rate"]
+        if self.confidence_fallback == "auto":
+            changes["confidence_fallback"] = chosen["confidence_fallback"]
+        return dataclasses.replace(self, **changes)
 
 
 # The paper's settings, without this package's shift gate and confidence check (the paper has neither).
@@ -154,6 +168,7 @@ class FrameReport:
     auto_reset: str = ""
     adapted_after_publish: bool = False
     source_predicted: bool = False  # the confidence check kept the stream's adapted weights from predicting
+    outputs_averaged: bool = False  # the published output is the mean of the source and adapted weights' ones
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -185,6 +200,7 @@ class _Prediction(NamedTuple):
     loss_after: float  # the predicting weights' rotation loss on the frame (nan when not measured)
     pooled: torch.Tensor | None  # feature alignment: the frame's pooled features
     confidence: float  # the main head's (nan unless asked for)
+    output: Any  # the main head's raw output for the frame (logits; a detector's heatmap and box maps)
 
 
 class TestTimeAdapter:
@@ -206,6 +222,7 @@ class TestTimeAdapter:
         self.timings = DurationEstimator()
         self._lock = threading.RLock()
         self._config = self.check_supported((config or AdaptationConfig()).validated())
+        self._effective = self._config.resolved_for(self.model.config.task)
         self._generator = torch.Generator().manual_seed(self._config.seed)
         self._build_parameter_state()
 
@@ -213,7 +230,13 @@ class TestTimeAdapter:
 
     @property
     def config(self) -> AdaptationConfig:
+        """The settings as given ("auto" values included)."""
         return self._config
+
+    @property
+    def effective_config(self) -> AdaptationConfig:
+        """The settings in force: ``config`` with its "auto" values set for the model's task."""
+        return self._effective
 
     def update_config(self, **changes) -> AdaptationConfig:
         """Apply from the next frame; ValueError (nothing changed) when any value is invalid.
@@ -226,13 +249,14 @@ class TestTimeAdapter:
             except TypeError as exc:
                 raise ValueError(f"unknown adaptation setting: {exc}") from exc
             old, self._config = self._config, new
+            self._effective = new.resolved_for(self.model.config.task)
             if (old.objective, old.parameters) != (new.objective, new.parameters):
                 self._restore_source_everywhere()
                 self._build_parameter_state()
             elif old.mode != new.mode or old.share_state != new.share_state:
                 self._restore_source_everywhere()
             for group in self._optimizer.param_groups:
-                group["lr"], group["momentum"] = new.learning_rate, new.momentum
+                group["lr"], group["momentum"] = self._effective.learning_rate, new.momentum
             return new
 
     def _reference(self, key: str):
@@ -255,7 +279,8 @@ class TestTimeAdapter:
         chosen = {id(p) for p in self._params.values()}
         for param in self.model.parameters():
             param.requires_grad_(id(param) in chosen)  # frozen parts need no gradient buffers
-        self._optimizer = torch.optim.SGD(list(self._params.values()), lr=cfg.learning_rate, momentum=cfg.momentum)
+        self._optimizer = torch.optim.SGD(list(self._params.values()), lr=self._effective.learning_rate,
+                                          momentum=cfg.momentum)
         self._source = self._snapshot()
         self._streams: dict[str, StreamState] = {}
         self._live: str | None = None  # whose weights the model holds now (None: the source)
@@ -385,19 +410,23 @@ class TestTimeAdapter:
         predicted = self.clock()
         self.timings.record(self._predict_kind(), predicted - adapt_end)  # one prediction's time, for planning
         known = {"source" if source_predicts else "adapted": prediction.confidence}
-        if source_predicts and cfg.confidence_per_frame and frame_deadline.fits(predicted, 0):
+        averaged, fallback = False, self._effective.confidence_fallback
+        if source_predicts and fallback != "source" and frame_deadline.fits(predicted, 0):
             other = self._predict(x, image.shape, source=False, with_confidence=True)
-            predicted = self.clock()
             known["adapted"] = other.confidence
-            if other.confidence > prediction.confidence:
+            if fallback == "average":
+                prediction, source_predicts, averaged = self._averaged(prediction, other, image.shape), False, True
+            elif other.confidence > prediction.confidence:
                 prediction, source_predicts = other, False
-        detections, class_probs, loss_after, pooled, _ = prediction
+            predicted = self.clock()
+        detections, class_probs, loss_after, pooled, _, _ = prediction
         report = FrameReport(
             stream=stream, mode=cfg.mode, objective=cfg.objective, steps_planned=0, steps_taken=0,
             stop_reason="", adapt_ms=(adapt_end - after_preprocess) * 1e3, predict_ms=(predicted - adapt_end) * 1e3,
             preprocess_ms=(after_preprocess - start) * 1e3, total_ms=(predicted - arrival) * 1e3,
             budget_ms=cfg.budget_ms, deadline_met=frame_deadline.met(predicted), ssl_loss_before=math.nan,
             ssl_loss_after=loss_after, adapted_after_publish=later, source_predicted=source_predicts,
+            outputs_averaged=averaged,
             **summarise(class_probs))
         result = FrameResult(detections, class_probs, report)
         if state.moments is not None and pooled is not None and not source_predicts:
@@ -635,22 +664,40 @@ class TestTimeAdapter:
         output = model.main_head(features)
         confidence = self._confidence(output) if with_confidence else math.nan
         pooled = features.mean(dim=(2, 3)) if cfg.objective == "features" else None
-        if model.config.task == "classifier":
+        detections, probs = self._decoded(output, image_shape)
+        return _Prediction(detections, probs, loss_after, pooled, confidence, output)
+
+    def _averaged(self, source: _Prediction, adapted: _Prediction, image_shape: tuple[int, ...]) -> _Prediction:
+        """Both weights' predictions of one frame merged: the mean of their class probabilities (a
+        detector's heatmap probabilities and box maps), decoded as one output. Rotation loss and pooled
+        features are the adapted weights' (they are what adaptation and its health check follow)."""
+        if self.model.config.task == "classifier":
+            mean = sum(torch.softmax(p.output.float(), dim=1) for p in (source, adapted)) / 2
+            output = torch.log(mean.clamp_min(1e-12))  # softmax of it gives the mean back
+        else:
+            heat = sum(torch.sigmoid(p.output["heatmap"].float()) for p in (source, adapted)) / 2
+            output = {"heatmap": torch.logit(heat, eps=1e-6),
+                      "box": (source.output["box"].float() + adapted.output["box"].float()) / 2}
+        detections, probs = self._decoded(output, image_shape)
+        return _Prediction(detections, probs, adapted.loss_after, adapted.pooled, self._confidence(output), output)
+
+    def _decoded(self, output, image_shape: tuple[int, ...]) -> tuple[Detections, np.ndarray]:
+        """The main head's output for one frame as detections in image pixels, and class probabilities."""
+        cfg, config = self._config, self.model.config
+        if config.task == "classifier":
             probs = torch.softmax(output[0].float(), dim=0).cpu().numpy()
             height, width = image_shape[:2]
             box = np.array([[0, 0, width, height]], np.float32)
             cls = int(np.argmax(probs))
-            detections = Detections(box, np.array([probs[cls]], np.float32), np.array([cls]), probs[None])
-            return _Prediction(detections, probs, loss_after, pooled, confidence)
-        stride = model.config.output_stride
-        detections = decode_detections(output["heatmap"][0], output["box"][0], stride, cfg.score_threshold,
-                                       cfg.max_detections)
-        detections = detections.scaled(*scale_to_image(model.config, image_shape))
+            return Detections(box, np.array([probs[cls]], np.float32), np.array([cls]), probs[None]), probs
+        detections = decode_detections(output["heatmap"][0], output["box"][0], config.output_stride,
+                                       cfg.score_threshold, cfg.max_detections)
+        detections = detections.scaled(*scale_to_image(config, image_shape))
         if len(detections):
             probs = detections.class_probs[int(np.argmax(detections.scores))]
         else:
             probs = frame_class_probs(output["heatmap"][0]).cpu().numpy()
-        return _Prediction(detections, probs, loss_after, pooled, confidence)
+        return detections, probs
 
     def calibrate(self, repeats: int = 3) -> dict[str, float]:
         """Measure step and prediction times on a grey frame; weights and streams are left as they were."""

@@ -13,13 +13,15 @@ OBJECTIVES = ("rotation", "entropy", "features")
 PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
 STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
+# What is published while the confidence check does not trust a camera's adapted weights.
+CONFIDENCE_FALLBACKS = ("auto", "source", "surer", "average")
 
 # The real-time defaults of ``AdaptationConfig``, field by field. Learning rate and gate were chosen
 # on the val split with ``bench tune`` (results/tune1_*.json, docs/adaptation.md#choosing-the-defaults).
 ADAPTATION_DEFAULTS = MappingProxyType({
     "mode": "online",
     "objective": "rotation",
-    "learning_rate": 3e-3,
+    "learning_rate": 0.0,  # 0: the rate chosen for the model's task (TASK_DEFAULTS)
     "momentum": 0.0,
     "max_steps": 1,
     "batch_size": 8,
@@ -37,8 +39,14 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "adapt_after_publish": False,
     "verify_confidence": True,
     "confidence_margin": 0.05,
-    "confidence_per_frame": True,
+    "confidence_fallback": "auto",  # the model's task's (TASK_DEFAULTS)
     "seed": 0,
+})
+# What the "auto" values above stand for, by the model's task; chosen on the val split with ``bench tune``
+# (learning rate: results/tune1_*.json, tune9_detector.json; fallback: tune6_*.json, tune9_*.json).
+TASK_DEFAULTS = MappingProxyType({
+    "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer"}),
+    "detector": MappingProxyType({"learning_rate": 6e-3, "confidence_fallback": "average"}),
 })
 # The node's (and the demo's) deadline per frame: a camera at 10 Hz.
 NODE_BUDGET_MS = 100.0

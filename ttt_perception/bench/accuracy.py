@@ -158,7 +158,9 @@ def run_task(task: str, args, device, frames: int, severities, model_path: str |
     return {"model": description, "frames_per_set": frames, "input_size": size, "seeds": list(seeds),
             "tent_lr": tent, "features_lr": features, "reset_frames": reset_frames,
             "rotation_accuracy_clean": float(np.mean(rotation)),
-            "methods": {m.name: {"config": dataclasses.asdict(m.config), "model": m.model, "note": m.note,
+            # the settings in force: "auto" values as the model's task takes them
+            "methods": {m.name: {"config": dataclasses.asdict(m.config.resolved_for(task)), "model": m.model,
+                                 "note": m.note,
                                  "frames_per_set": m.max_frames or frames} for m in methods},
             "results": results, "spread": spread}
 

@@ -139,7 +139,8 @@ def main(args) -> int:
         }
     payload = {**run_record(args, device, profile), "task": task, "model": description, "schedule": list(SCHEDULE),
                "segment": segment, "corruptions": list(CORRUPTIONS), "tent_lr": tent,
-               "methods": {m.name: {"config": dataclasses.asdict(m.config), "model": m.model, "note": m.note}
+               "methods": {m.name: {"config": dataclasses.asdict(m.config.resolved_for(task)), "model": m.model,
+                                    "note": m.note}
                            for m in methods},
                "results": results}
     targets = []

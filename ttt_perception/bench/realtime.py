@@ -402,7 +402,7 @@ def main(args) -> int:
     payload = {**run_record(args, device, profile), "task": args.task, "model": description, "amp": args.amp,
                "frames_per_stream": frames, "corruptions": list(settings["corruptions"]), "severity": 5,
                "rates": list(rates), "budgets": list(budgets), **timing, "step_costs": costs, "tent_lr": tent,
-               "methods": {n: dataclasses.asdict(c) for n, c in methods.items()},
+               "methods": {n: dataclasses.asdict(c.resolved_for(args.task)) for n, c in methods.items()},
                "clock": "wall clock (waits for arrivals)" if args.wall_clock else
                         "skip-idle clock (real work time, idle time between arrivals skipped)",
                "timing": "CUDA-synchronised (the adapter synchronises after each step and prediction)"

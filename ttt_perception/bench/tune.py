@@ -114,7 +114,8 @@ def main(args) -> int:
             [f"--task {args.task}", f"--frames {args.frames}"] + [f"--candidate {_label(c).replace(', ', ',')}"
                                                                   for c in candidates]),
         "split": "val", "quality": key, "frames_per_set": args.frames, "seed": args.seed,
-        "machine": machine_description(device), "defaults": dataclasses.asdict(AdaptationConfig()),
+        "machine": machine_description(device),
+        "defaults": dataclasses.asdict(AdaptationConfig().resolved_for(args.task)),
         "candidates": {_label(c): c for c in candidates}, "results": results, "summary": summary,
         "mean_steps": steps, "source_rotation_loss": source_loss,
         "reference_ssl_loss": (getattr(model, "reference_stats", None) or {}).get("ssl_loss"),

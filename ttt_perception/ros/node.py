@@ -233,7 +233,8 @@ class TTTPerceptionNode(LifecycleNode):
         self.get_logger().info(
             f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
             f"({threads} torch threads), "
-            f"mode {config.mode}, inputs {inputs} (QoS {values['input.qos']})")
+            f"mode {config.mode}, {_auto_values(config, self._adapter.effective_config)}inputs {inputs} "
+            f"(QoS {values['input.qos']})")
 
     def _apply_threads(self, torch, threads: int) -> int:
         """torch's intra-op threads for this process (0: the number torch chose at start)."""
@@ -497,6 +498,12 @@ class TTTPerceptionNode(LifecycleNode):
     @property
     def autostart(self) -> bool:
         return bool(self.value("autostart"))
+
+
+def _auto_values(given, effective) -> str:
+    """What the "auto" adaptation values stand for with the loaded model, for the configure log."""
+    return "".join(f"{field} {getattr(effective, field)} (auto), " for field in ("learning_rate", "confidence_fallback")
+                   if getattr(given, field) != getattr(effective, field))
 
 
 def main(args=None) -> None:

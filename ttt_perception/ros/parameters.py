@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..choices import ADAPTATION_DEFAULTS as DEFAULT
-from ..choices import MODES, NODE_BUDGET_MS, OBJECTIVES, PARAMETER_SETS, POLICIES
+from ..choices import CONFIDENCE_FALLBACKS, MODES, NODE_BUDGET_MS, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
 
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
@@ -35,14 +35,14 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # a camera name is a relative ROS name: tokens of letters, digits and underscores, not starting with a digit
 CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_CAMERAS = 16
-# The smallest learning rate taken: the range a descriptor states is inclusive, and 0 would adapt nothing
-# (steps of lr * gradient below ~1e-6 do not move float32 weights of order 0.1 anyway).
-MIN_LEARNING_RATE = 1e-6
 # One torch thread: the default models take a few ms per step on one core, and torch's own default (a
 # thread per core) made every step of a node sharing its CPU many times slower (cores spin-waiting).
 DEFAULT_THREADS = 1
 
 LIVE, RECONFIGURE, STARTUP = "live", "reconfigure", "startup"
+# What an "auto" adaptation value stands for, by task, as descriptions say it ("classifier 0.003, detector 0.006").
+_BY_TASK = {field: ", ".join(f"{task} {values[field]}" for task, values in TASK_DEFAULTS.items())
+            for field in ("learning_rate", "confidence_fallback")}
 _KIND_TEXT = {
     LIVE: "Changes live, from the next frame.",
     RECONFIGURE: "Takes effect at the next configure (lifecycle cleanup, then configure).",
@@ -109,8 +109,8 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "Most SGD steps per frame.", LIVE, low=0, high=100,
                   adapter_field="max_steps"),
     ParameterSpec("adaptation.learning_rate", DEFAULT["learning_rate"],
-                  "SGD learning rate of the test-time steps.", LIVE,
-                  low=MIN_LEARNING_RATE, high=1.0, adapter_field="learning_rate"),
+                  "SGD learning rate of the test-time steps; 0: the rate chosen on val for the model's task "
+                  f"({_BY_TASK['learning_rate']}).", LIVE, low=0.0, high=1.0, adapter_field="learning_rate"),
     ParameterSpec("adaptation.batch_size", DEFAULT["batch_size"],
                   "Augmented copies of the frame per step.", LIVE, low=1, high=256,
                   adapter_field="batch_size"),
@@ -132,18 +132,21 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.verify_confidence", DEFAULT["verify_confidence"],
                   "Online mode: publish the camera's adapted weights' prediction only while, over its last 30 "
                   "frames, the main head is surer of itself with them than with the source weights (by "
-                  "confidence_margin); otherwise the source weights predict (see confidence_per_frame) and "
+                  "confidence_margin); otherwise confidence_fallback decides what is published and "
                   "adaptation goes on. Spares the shifts where steps do harm (blur, low contrast, warps).", LIVE,
                   adapter_field="verify_confidence"),
     ParameterSpec("adaptation.confidence_margin", DEFAULT["confidence_margin"],
                   "verify_confidence's margin: the adapted weights' mean confidence must be at least (1 + this) "
                   "times the source weights' on the same frames.", LIVE, low=0.0, high=1.0,
                   adapter_field="confidence_margin"),
-    ParameterSpec("adaptation.confidence_per_frame", DEFAULT["confidence_per_frame"],
-                  "verify_confidence: while the adapted weights are not trusted, each frame is predicted by "
-                  "whichever weights are surer of it (one more prediction, taken only when it still fits "
-                  "the frame's deadline); false: by the source weights.", LIVE,
-                  adapter_field="confidence_per_frame"),
+    ParameterSpec("adaptation.confidence_fallback", DEFAULT["confidence_fallback"],
+                  "verify_confidence: what is published while the adapted weights are not trusted. source: "
+                  "the source weights' prediction; surer: the prediction of whichever weights are surer of the "
+                  "frame; average: the mean of both weights' main-head outputs (class probabilities; a "
+                  "detector's heatmap probabilities and box maps); auto: chosen on val for the model's task "
+                  f"({_BY_TASK['confidence_fallback']}). surer and average take one more prediction, only "
+                  "when it still fits the frame's deadline (else: source).", LIVE, choices=CONFIDENCE_FALLBACKS,
+                  adapter_field="confidence_fallback"),
     ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
                   "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
