@@ -118,10 +118,12 @@ def test_until_trusted_the_average_of_both_weights_outputs_is_published(task):
     assert not np.allclose(adapted.class_probs, off.class_probs, atol=1e-4), "the steps changed the output"
 
 
-def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline():
+@pytest.mark.parametrize("fallback", ["surer", "average"])
+def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline(fallback):
     model, frames = MODELS["classifier"]
     # a margin the adapted weights never reach: the window never trusts them
-    config = AdaptationConfig(**STEPPING, adapt_after_publish=True, budget_ms=50.0, confidence_margin=1.0)
+    config = AdaptationConfig(**STEPPING, adapt_after_publish=True, budget_ms=50.0, confidence_margin=1.0,
+                              confidence_fallback=fallback)
     adapter = TestTimeAdapter(model, config, "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
     judged = 0
@@ -130,8 +132,8 @@ def test_the_second_prediction_is_taken_only_when_it_fits_the_deadline():
         now = adapter.clock()
         result = adapter.process(image, arrival_time=now - 1.0, adapt_until=now + 60.0)
         assert result.report.steps_taken == 1 and not result.report.deadline_met
-        if adapted_before:  # the source weights predict every such frame, as without the per-frame choice
-            assert result.report.source_predicted
+        if adapted_before:  # the source weights predict every such frame, as with fallback "source"
+            assert result.report.source_predicted and not result.report.outputs_averaged
             np.testing.assert_allclose(result.class_probs, plain.process(image).class_probs, atol=1e-6)
             judged += 1
     assert judged == len(frames) - 1
