@@ -679,7 +679,8 @@ class TestTimeAdapter:
             output = {"heatmap": torch.logit(heat, eps=1e-6),
                       "box": (source.output["box"].float() + adapted.output["box"].float()) / 2}
         detections, probs = self._decoded(output, image_shape)
-        return _Prediction(detections, probs, adapted.loss_after, adapted.pooled, self._confidence(output), output)
+        # no confidence: both weights' own are already recorded, and the mean's is never judged
+        return _Prediction(detections, probs, adapted.loss_after, adapted.pooled, math.nan, output)
 
     def _decoded(self, output, image_shape: tuple[int, ...]) -> tuple[Detections, np.ndarray]:
         """The main head's output for one frame as detections in image pixels, and class probabilities."""
