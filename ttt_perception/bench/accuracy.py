@@ -99,9 +99,9 @@ def merge_into(old: dict, new: dict) -> dict:
             if before.get(key) != block.get(key):
                 raise SystemExit(f"--update: {task} {key} differs ({before.get(key)} in the file, "
                                  f"{block.get(key)} now)")
-        per_method = ("methods", "results", "spread")
+        per_method = ("methods", "results", "spread", "by_seed")
         merged["tasks"][task] = {**before, **{k: v for k, v in block.items() if k not in per_method},
-                                 **{k: {**before[k], **block[k]} for k in per_method}}
+                                 **{k: {**before.get(k, {}), **block.get(k, {})} for k in per_method}}
     rerun = sorted({m for b in new["tasks"].values() for m in b["results"]})
     earlier = [{**u, "methods": [m for m in u["methods"] if m not in rerun]} for u in old.get("updates", [])]
     merged["updates"] = [*(u for u in earlier if u["methods"]),  # what this run replaces is no longer theirs
@@ -109,7 +109,7 @@ def merge_into(old: dict, new: dict) -> dict:
     return merged
 
 
-def _average(by_seed: dict[int, dict]) -> tuple[dict, dict]:
+def average_over_seeds(by_seed: dict[int, dict]) -> tuple[dict, dict]:
     """Per set, each number's mean over the seeds, and the spread (standard deviation) of each."""
     seeds = list(by_seed)
     mean, spread = {}, {}
@@ -154,29 +154,36 @@ def run_task(task: str, args, device, frames: int, severities, model_path: str |
         rotation.append(source_statistics(model, data, device)["rotation_accuracy"])
     results, spread = {}, {}
     for name, by_seed in by_method.items():
-        results[name], spread[name] = _average(by_seed)
+        results[name], spread[name] = average_over_seeds(by_seed)
     return {"model": description, "frames_per_set": frames, "input_size": size, "seeds": list(seeds),
             "tent_lr": tent, "features_lr": features, "reset_frames": reset_frames,
             "rotation_accuracy_clean": float(np.mean(rotation)),
+            "rotation_accuracy_by_seed": {str(s): float(r) for s, r in zip(seeds, rotation)},
             # the settings in force: "auto" values as the model's task takes them
             "methods": {m.name: {"config": dataclasses.asdict(m.config.resolved_for(task)), "model": m.model,
                                  "note": m.note,
                                  "frames_per_set": m.max_frames or frames} for m in methods},
-            "results": results, "spread": spread}
+            "results": results, "spread": spread,
+            # each seed's own numbers: what ``bench pool-seeds`` needs to pool this run with others
+            "by_seed": {name: {str(s): per_set for s, per_set in by_seed.items()}
+                        for name, by_seed in by_method.items()}}
 
 
 def summarise(task_payload: dict, task: str, severities) -> dict:
     key = quality_name(task)
     summary = {}
+    by_seed = task_payload.get("by_seed") or {}
     for name, per_set in task_payload["results"].items():
         spread = task_payload["spread"][name]
+        if name in by_seed:  # the spread over seeds of the mean over the corruptions
+            spreads = {str(s): float(np.std([mean_quality(one, task, s) for one in by_seed[name].values()]))
+                       for s in severities}
+        else:  # files without each seed's numbers: the mean of the per-set spreads, an upper bound of it
+            spreads = {str(s): float(np.mean([spread[set_key(c, s)][key] for c in CORRUPTIONS])) for s in severities}
         summary[name] = {
             "clean": per_set["clean"][key],
             "mean_by_severity": {str(s): mean_quality(per_set, task, s) for s in severities},
-            # spread over seeds of the mean over the corruptions: the mean's own seed-to-seed spread is at
-            # most the mean of the per-set spreads, reported as that bound
-            "spread_by_severity": {str(s): float(np.mean([spread[set_key(c, s)][key] for c in CORRUPTIONS]))
-                                   for s in severities},
+            "spread_by_severity": spreads,
             "ms_per_frame": float(np.mean([r["ms_per_frame"] for r in per_set.values()])),
             "mean_steps": float(np.mean([r["mean_steps"] for r in per_set.values()])),
         }
@@ -325,6 +332,13 @@ def main(args) -> int:
                                           reset_frames, args.jobs, chosen)
     if args.update:
         payload = merge_into(json.loads(old_path.read_text()), payload)
+    finish(payload, name)
+    return 0
+
+
+def finish(payload: dict, name: str) -> None:
+    """Summary, targets, plot and tables of an accuracy payload; writes results/NAME.json and .png."""
+    severities = payload["severities"]
     payload["summary"] = {task: summarise(block, task, severities) for task, block in payload["tasks"].items()}
     png_path = results_dir() / f"{name}.png"
     plot(payload, png_path)
@@ -337,7 +351,7 @@ def main(args) -> int:
         rows = [[n, s["clean"], *[f"{s['mean_by_severity'][str(v)]:.2f} +-{s['spread_by_severity'][str(v)]:.2f}"
                                   for v in severities], s["mean_steps"], s["ms_per_frame"]]
                 for n, s in summary.items()]
-        print(f"\n{task} ({block['frames_per_set']} {args.split} frames per set, seeds {list(seeds)}, "
+        print(f"\n{task} ({block['frames_per_set']} {payload['split']} frames per set, seeds {block['seeds']}, "
               f"{payload['machine']}); rotation accuracy on the clean frames "
               f"{100 * block['rotation_accuracy_clean']:.1f}%")
         print(format_table(header, rows))
@@ -346,11 +360,10 @@ def main(args) -> int:
         print(f"\n{task}: {key} % per corruption at severity {max(severities)}")
         print(format_table(["corruption"] + list(summary), per_corruption))
     payload["targets"] = targets_for(payload, 5 if 5 in severities else max(severities))
-    if args.split != "test":
+    if payload["split"] != "test":
         for t in payload["targets"]:
             t["detail"] += " (val split: for choosing, not for reporting)"
     print()
     print_targets(payload["targets"])
     json_path = write_json(name, payload)
     print(f"wrote {json_path} and {png_path}")
-    return 0

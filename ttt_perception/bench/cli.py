@@ -6,9 +6,10 @@ from __future__ import annotations
 def add_bench_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks: print a table, write JSON and a PNG under results/")
     kinds = bench.add_subparsers(dest="bench", required=True)
-    from . import accuracy, correlation, endurance, gradual, latency, realtime, report, tune
+    from . import accuracy, correlation, endurance, gradual, latency, pooling, realtime, report, tune
 
     accuracy.add_parser(kinds)
+    pooling.add_parser(kinds)
     gradual.add_parser(kinds)
     realtime.add_parser(kinds)
     correlation.add_parser(kinds)

@@ -206,11 +206,14 @@ def evaluate_methods(model, methods: list[Method], task: str, sets: dict[str, np
     work = [((models or {}).get(m.model, model), m, task, sets, truth, device, seed, threads) for m in methods]
     if jobs > 1 and device.type == "cpu":
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")  # torch and fork do not mix reliably
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            done = list(pool.map(_evaluate_job, work))
+            futures = [pool.submit(_evaluate_job, job) for job in work]
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=f"{task}: methods", unit="method"):
+                pass
+            done = [future.result() for future in futures]
     else:
         done = [_evaluate_job(job) for job in tqdm(work, desc=f"{task}: methods", unit="method")]
     return {m.name: per_set for m, per_set in zip(methods, done)}

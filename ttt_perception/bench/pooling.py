@@ -1,0 +1,131 @@
+"""``bench pool-seeds``: accuracy runs of one protocol over different seeds, pooled into one result.
+
+The full protocol (three seeds of 1000 / 300 frames per set) takes hours on a CPU. Each seed can run on
+its own (``bench accuracy --seeds 1 --name ..._seed1``), on another day or machine, and the runs are
+pooled here: each set's mean and spread are recomputed from every seed's own numbers, the targets are
+checked again on the pooled means, and each run's command and machine are kept in ``pooled_from``.
+Runs are pooled only when they measured the same thing: split, severities, corruptions, frames per
+set, reset frames, model, the same methods with the same settings and learning rates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .accuracy import average_over_seeds, finish
+
+SAME_RUN_KEYS = ("split", "severities", "corruptions")
+SAME_TASK_KEYS = ("frames_per_set", "reset_frames", "input_size", "model")
+
+
+def seeds_of(block: dict, label: str) -> dict[str, dict[str, dict]]:
+    """method -> seed -> per-set numbers of one task's results; a one-seed run's results are that seed's."""
+    by_seed = block.get("by_seed") or {}
+    if by_seed and set(by_seed) == set(block["results"]):
+        return by_seed
+    if len(block["seeds"]) == 1:
+        seed = str(block["seeds"][0])
+        return {name: {seed: per_set} for name, per_set in block["results"].items()}
+    raise SystemExit(f"{label}: seeds {block['seeds']} without each seed's own numbers (written before "
+                     "they were kept); only one-seed runs of such files can be pooled")
+
+
+def _chosen_lr(choice: dict | None):
+    return None if choice is None else choice["chosen_lr"]
+
+
+def _same_settings(label: str, block: dict, first_label: str, first: dict, task: str) -> None:
+    """Refuses (SystemExit) runs that did not measure the same thing as the first one."""
+    def differs(what, mine, theirs):
+        raise SystemExit(f"{label}: {task} {what} {mine!r} differs from {first_label}'s {theirs!r}")
+
+    for key in SAME_TASK_KEYS:
+        if block.get(key) != first.get(key):
+            differs(key, block.get(key), first.get(key))
+    for key in ("tent_lr", "features_lr"):
+        if _chosen_lr(block.get(key)) != _chosen_lr(first.get(key)):
+            differs(f"{key} (chosen)", _chosen_lr(block.get(key)), _chosen_lr(first.get(key)))
+    if set(block["results"]) != set(first["results"]):
+        differs("methods", sorted(block["results"]), sorted(first["results"]))
+    for name, method in block["methods"].items():
+        other = first["methods"][name]
+        if method.get("frames_per_set") != other.get("frames_per_set"):
+            differs(f"{name} frames per set", method.get("frames_per_set"), other.get("frames_per_set"))
+        # settings added to the package later are missing from older files: compare the ones both record
+        mine, theirs = method["config"], other["config"]
+        for key in mine.keys() & theirs.keys():
+            if mine[key] != theirs[key]:
+                differs(f"{name} {key}", mine[key], theirs[key])
+
+
+def pool(runs: dict[str, dict], command: str) -> dict:
+    """One accuracy payload (without summary and targets) from ``runs`` (label -> payload) over disjoint seeds."""
+    if len(runs) < 2:
+        raise SystemExit("pool-seeds: give at least two result files")
+    (first_label, first), *_ = runs.items()
+    tasks = {}
+    for label, run in runs.items():
+        for key in SAME_RUN_KEYS:
+            if run.get(key) != first.get(key):
+                raise SystemExit(f"{label}: {key} {run.get(key)!r} differs from {first_label}'s {first.get(key)!r}")
+        if set(run["tasks"]) != set(first["tasks"]):
+            raise SystemExit(f"{label}: tasks {sorted(run['tasks'])} differ from {first_label}'s "
+                             f"{sorted(first['tasks'])}")
+    for task, base in first["tasks"].items():
+        per_method: dict[str, dict[str, dict]] = {}
+        rotation: dict[str, float] = {}
+        methods = {name: {**m, "config": dict(m["config"])} for name, m in base["methods"].items()}
+        for label, run in runs.items():
+            block = run["tasks"][task]
+            _same_settings(label, block, first_label, base, task)
+            for name, by_seed in seeds_of(block, label).items():
+                again = sorted(set(by_seed) & set(per_method.get(name, {})))
+                if again:
+                    raise SystemExit(f"{label}: {task} seed(s) {again} are already in an earlier file")
+                per_method.setdefault(name, {}).update(by_seed)
+            rotation.update(block.get("rotation_accuracy_by_seed")
+                            or {str(s): block["rotation_accuracy_clean"] for s in block["seeds"]})
+            for name, method in block["methods"].items():
+                methods[name]["config"].update(method["config"])  # the union of what the files record
+        results, spread = {}, {}
+        for name, by_seed in per_method.items():
+            results[name], spread[name] = average_over_seeds(by_seed)
+        seeds = sorted(int(s) for s in rotation)
+        tasks[task] = {**base, "seeds": seeds, "methods": methods,
+                       "rotation_accuracy_clean": float(np.mean(list(rotation.values()))),
+                       "rotation_accuracy_by_seed": rotation, "results": results, "spread": spread,
+                       "by_seed": per_method}
+    machines = list(dict.fromkeys(run["machine"] for run in runs.values()))
+    seeds = sorted({s for block in tasks.values() for s in block["seeds"]})
+    return {"command": command, "profile": first.get("profile"), "seed": first.get("seed"),
+            "device": first.get("device"), "machine": "; ".join(machines),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            **{key: first[key] for key in SAME_RUN_KEYS}, "seeds": seeds, "tasks": tasks,
+            "pooled_from": [{"file": label, "seeds": run["seeds"],
+                             **{k: run.get(k) for k in ("command", "machine", "created")},
+                             "updates": run.get("updates", [])} for label, run in runs.items()],
+            "summary": {}, "targets": []}
+
+
+def add_parser(kinds) -> None:
+    parser = kinds.add_parser("pool-seeds", help="pool accuracy runs over different seeds into one result",
+                              description=__doc__)
+    parser.add_argument("files", nargs="+", help="results/*.json written by bench accuracy, one or more seeds each")
+    parser.add_argument("--name", required=True, help="output file stem under results/")
+    parser.set_defaults(run=main)
+
+
+def main(args) -> int:
+    runs = {}
+    for path in map(Path, args.files):
+        try:
+            runs[str(path)] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"pool-seeds: cannot read {path}: {exc}") from exc
+    finish(pool(runs, "ttt-perception " + " ".join(sys.argv[1:])), args.name)
+    return 0
