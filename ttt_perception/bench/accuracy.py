@@ -174,11 +174,11 @@ def summarise(task_payload: dict, task: str, severities) -> dict:
     summary = {}
     by_seed = task_payload.get("by_seed") or {}
     for name, per_set in task_payload["results"].items():
-        spread = task_payload["spread"][name]
         if name in by_seed:  # the spread over seeds of the mean over the corruptions
             spreads = {str(s): float(np.std([mean_quality(one, task, s) for one in by_seed[name].values()]))
                        for s in severities}
         else:  # files without each seed's numbers: the mean of the per-set spreads, an upper bound of it
+            spread = task_payload["spread"][name]
             spreads = {str(s): float(np.mean([spread[set_key(c, s)][key] for c in CORRUPTIONS])) for s in severities}
         summary[name] = {
             "clean": per_set["clean"][key],
