@@ -2,7 +2,7 @@
 
 # Tests about the steps, not the shift gate (on by default: test_adapter_gate.py) nor the confidence
 # check that decides which weights predict (on by default: test_adapter_confidence.py).
-UNGATED = {"min_ssl_loss_ratio": 0.0, "verify_confidence": False}
+UNGATED = {"min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0, "verify_confidence": False}
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from ttt_perception.preprocess import scale_to_image, to_model_input
 from ttt_perception.stream_state import CONFIDENCE_MIN_FRAMES, ConfidenceRecord
 
 # steps on every frame from the first (no shift gate), large enough to move the weights
-STEPPING = {"mode": "online", "min_ssl_loss_ratio": 0.0, "learning_rate": 0.05}
+STEPPING = {"mode": "online", "min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0, "learning_rate": 0.05}
 
 
 def test_the_record_trusts_the_adapted_weights_only_when_surer_by_the_margin():

@@ -85,3 +85,29 @@ def test_online_stream_returns_to_the_source_when_the_shift_is_over(detector, cl
     assert all(r.steps_taken == 0 for r in clean_reports[clean_reports.index(resets[0]):])
     for name, tensor in adapter.stream_parameters("cam").items():
         assert torch.equal(tensor, adapter.source_parameters()[name]), name
+
+
+def test_upper_bound_stops_the_steps_while_the_level_is_above_it(detector, clean_frames):
+    """max_ssl_loss: the clean level (~0.2 for the packaged detector) is above a bound of 0.01, so no step
+    after the level is known; without the lower bound, steps are taken until then."""
+    config = AdaptationConfig(**{**ALWAYS_OPEN, "min_ssl_loss": 0.0, "max_ssl_loss": 0.01})
+    adapter = TestTimeAdapter(detector, config, "cpu")
+    reports = [adapter.process(image, stream="cam").report for image in clean_frames[:14]]
+    assert [r.stop_reason for r in reports] == ["done"] * 9 + ["high_loss"] * 5
+    resets = [r.auto_reset for r in reports if r.auto_reset]
+    assert len(resets) == 1 and "above the gate's upper bound (0.01)" in resets[0]
+    for name, tensor in adapter.stream_parameters("cam").items():  # what the steps learnt was dropped
+        assert torch.equal(tensor, adapter.source_parameters()[name]), name
+    adapter.update_config(max_ssl_loss=5.0)  # live: a bound above the level lets the steps go on
+    assert adapter.process(clean_frames[14], stream="cam").report.stop_reason == "done"
+
+
+def test_upper_bound_with_the_lower_one_opens_only_between_them(detector, clean_frames):
+    noisy = corrupt_batch(clean_frames, "gaussian_noise", 5, seed=4)
+    between = TestTimeAdapter(detector, AdaptationConfig(**{**ALWAYS_OPEN, "max_ssl_loss": 5.0}), "cpu")
+    assert _reasons(between, noisy[:12]) == ["low_loss"] * 9 + ["done"] * 3
+    level = between.source_level("cam")
+    below = TestTimeAdapter(detector, AdaptationConfig(**{**ALWAYS_OPEN, "max_ssl_loss": level / 2}), "cpu")
+    assert _reasons(below, noisy[:12]) == ["low_loss"] * 9 + ["high_loss"] * 3
+    with pytest.raises(ValueError, match="max_ssl_loss"):
+        AdaptationConfig(max_ssl_loss=-1.0).validated()

@@ -231,7 +231,8 @@ def test_use_sim_time_replay_is_consistent(tmp_path):
     # A budget far above any step time (the node's first measured step can take seconds on a busy machine)
     # yet far below the wall-clock age of a frame stamped near 0 s: only sim time keeps frames on time.
     parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "online",
-                  "adaptation.min_ssl_loss_ratio": 0.0,  # every frame steps: the clock is under test, not the gate
+                  # every frame steps: the clock is under test, not the gate
+                  "adaptation.min_ssl_loss_ratio": 0.0, "adaptation.max_ssl_loss": 0.0,
                   "deadline.clock": "stamp", "deadline.budget_ms": 30000.0}
     with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log")) as node:
         summary = _replay(flight, tmp_path / "out", clock=True)

@@ -68,12 +68,16 @@ class AdaptationConfig:
     health_sigma: float = DEFAULT["health_sigma"]  # z-score of the ssl loss that counts as unhealthy
     health_patience: int = DEFAULT["health_patience"]  # consecutive unhealthy frames before an automatic reset
     # Adapt only while the source weights' rotation loss on the stream (mean over about the last 10
-    # frames) is at least this; 0: always. A shift signal that adapting cannot bend: high under noise,
-    # near its clean level under fog and low contrast, where steps do harm (docs/adaptation.md).
+    # frames) is at least this; 0: no lower bound. A shift signal that adapting cannot bend: high under
+    # noise, near its clean level under fog and low contrast, where steps do harm (docs/adaptation.md).
     min_ssl_loss: float = DEFAULT["min_ssl_loss"]
     # The same gate, relative to the model's own clean rotation loss (stored in its checkpoint at training
     # time): adapt while the stream's level is at least this multiple of it; 0: off.
     min_ssl_loss_ratio: float = DEFAULT["min_ssl_loss_ratio"]
+    # The gate's upper bound: no steps while that level is above this (absolute; 0: no bound). Far above
+    # chance (ln 4 = 1.39) the rotation head is confidently wrong: the shift carries an orientation cue
+    # of its own (motion blur's streaks turn with the frame) and steps would learn that cue.
+    max_ssl_loss: float = DEFAULT["max_ssl_loss"]
     # Online mode: predict and publish first, then adapt on the frame before the next one is due, so
     # the deadline bounds only the prediction (reset mode always adapts first).
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
@@ -114,6 +118,8 @@ class AdaptationConfig:
              f"min_ssl_loss must be a finite value >= 0, got {self.min_ssl_loss}"),
             (math.isfinite(self.min_ssl_loss_ratio) and self.min_ssl_loss_ratio >= 0,
              f"min_ssl_loss_ratio must be a finite value >= 0, got {self.min_ssl_loss_ratio}"),
+            (math.isfinite(self.max_ssl_loss) and self.max_ssl_loss >= 0,
+             f"max_ssl_loss must be a finite value >= 0, got {self.max_ssl_loss}"),
             (math.isfinite(self.confidence_margin) and 0 <= self.confidence_margin <= 1,
              f"confidence_margin must be in [0, 1], got {self.confidence_margin}"),
         ]
@@ -135,9 +141,9 @@ class AdaptationConfig:
 
 # The paper's settings, without this package's shift gate and confidence check (the paper has neither).
 PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, min_ssl_loss_ratio=0.0,
-                               verify_confidence=False)
+                               max_ssl_loss=0.0, verify_confidence=False)
 PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, min_ssl_loss_ratio=0.0,
-                                verify_confidence=False)
+                                max_ssl_loss=0.0, verify_confidence=False)
 
 
 @dataclass
@@ -488,12 +494,12 @@ class TestTimeAdapter:
             steps.reason = "late"
         elif cfg.policy == "skip" and not deadline.fits(self.clock(), steps.planned):
             steps.reason = "budget"
-        elif self._gate_threshold() > 0 and not deadline.fits(self.clock() + self._gate_estimate(), 1):
+        elif self._gate_measures() and not deadline.fits(self.clock() + self._gate_estimate(), 1):
             steps.reason = "budget"  # the gate's measurement and one step would make the prediction late
-        elif not self._gate_open(x, state):
-            steps.reason = "low_loss"
-            if state.adapted:  # the shift is over: what was learnt for it would only do harm
-                steps.auto_reset = f"running source rotation loss below the gate ({self._gate_threshold():g})"
+        elif closed := self._gate_closed(x, state):
+            steps.reason = closed
+            if state.adapted:  # the shift is over or has changed: what was learnt for it would only do harm
+                steps.auto_reset = f"running source rotation loss {self._gate_limit_note(closed)}"
         else:
             while steps.taken < steps.planned:
                 if not deadline.fits(self.clock(), 1):
@@ -521,20 +527,31 @@ class TestTimeAdapter:
         return ""
 
     def _gate_threshold(self) -> float:
-        """The source rotation loss level below which no step is taken (0: no gate)."""
+        """The source rotation loss level below which no step is taken (0: no lower bound)."""
         cfg, reference = self._config, self._reference("ssl_loss")
         relative = cfg.min_ssl_loss_ratio * reference if cfg.min_ssl_loss_ratio > 0 and reference is not None else 0.0
         return max(cfg.min_ssl_loss, relative)
 
-    def _gate_open(self, x: torch.Tensor, state: StreamState) -> bool:
-        """The shift gate: the stream's running source rotation loss, with this frame, is above the threshold.
+    def _gate_measures(self) -> bool:
+        """Whether the shift gate has a bound to check (and so measures the source loss of each frame)."""
+        return self._gate_threshold() > 0 or self._config.max_ssl_loss > 0
+
+    def _gate_limit_note(self, reason: str) -> str:
+        if reason == "high_loss":
+            return f"above the gate's upper bound ({self._config.max_ssl_loss:g})"
+        return f"below the gate ({self._gate_threshold():g})"
+
+    def _gate_closed(self, x: torch.Tensor, state: StreamState) -> str:
+        """The shift gate: "" while the stream's running source rotation loss, with this frame, lies between
+        its bounds; else the stop reason ("low_loss" below, also before the level is known; "high_loss" above).
 
         Measured with the source weights (the frozen source copy), so adapting cannot bend the signal that
-        decides whether to adapt; no steps before the level is known (the stream's first 10 frames).
+        decides whether to adapt; no steps before the level is known (the stream's first 10 frames) while
+        there is a lower bound.
         """
-        threshold = self._gate_threshold()
-        if threshold <= 0:
-            return True
+        if not self._gate_measures():
+            return ""
+        threshold, ceiling = self._gate_threshold(), self._config.max_ssl_loss
         began = self.clock()
         rotated, labels = plain_rotations(x)
         with torch.no_grad():
@@ -542,7 +559,12 @@ class TestTimeAdapter:
             state.source_level.add(float(F.cross_entropy(self.source_model.ssl_head(features), labels)))
         self._frame_source_features = features[:1]  # rotation 0: the frame itself
         self.timings.record(("gate",), self.clock() - began)
-        return state.source_level.known and state.source_level.value >= threshold
+        level = state.source_level
+        if threshold > 0 and not (level.known and level.value >= threshold):
+            return "low_loss"
+        if ceiling > 0 and level.known and level.value > ceiling:
+            return "high_loss"
+        return ""
 
     def _finish_frame(self, key: str, state: StreamState, steps: _Steps, report: FrameReport,
                       loss_at_prediction: float) -> None:

@@ -12,7 +12,7 @@ MODES = ("off", "reset", "online")
 OBJECTIVES = ("rotation", "entropy", "features")
 PARAMETER_SETS = ("auto", "extractor", "stem", "norm")
 POLICIES = ("truncate", "skip")
-STOP_REASONS = ("done", "budget", "late", "off", "low_loss")
+STOP_REASONS = ("done", "budget", "late", "off", "low_loss", "high_loss")
 # What is published while the confidence check does not trust a camera's adapted weights.
 CONFIDENCE_FALLBACKS = ("auto", "source", "surer", "average")
 
@@ -36,6 +36,7 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "health_patience": 5,
     "min_ssl_loss": 0.0,
     "min_ssl_loss_ratio": 1.3,
+    "max_ssl_loss": 2.25,
     "adapt_after_publish": False,
     "verify_confidence": True,
     "confidence_margin": 0.05,

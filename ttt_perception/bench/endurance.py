@@ -347,8 +347,8 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
     node_name = f"{namespace}/ttt_perception"
     # without the shift gate: this phase is about the health check's reset, not the gate's
     node = _start(namespace, {"model.path": model, "cameras": ["cam0"], "adaptation.mode": "online",
-                              "adaptation.min_ssl_loss_ratio": 0.0, "deadline.budget_ms": 0.0,
-                              "input.qos": "reliable"}, work, "recovery")
+                              "adaptation.min_ssl_loss_ratio": 0.0, "adaptation.max_ssl_loss": 0.0,
+                              "deadline.budget_ms": 0.0, "input.qos": "reliable"}, work, "recovery")
     probe = _Probe(namespace, 1)
     scene = rgb_to_image(make_detection_frames("test", 1, seed=3).images[0], "rgb8")
     scene.header.frame_id = "cam0"
@@ -427,7 +427,8 @@ def _non_finite_state() -> dict[str, Any]:
     from ..default_models import load_default_model
 
     adapter = TestTimeAdapter(load_default_model("detector", torch.device("cpu")),
-                              AdaptationConfig(mode="online", min_ssl_loss_ratio=0.0),  # steps from frame one
+                              # steps from frame one
+                              AdaptationConfig(mode="online", min_ssl_loss_ratio=0.0, max_ssl_loss=0.0),
                               device="cpu")
     frames = make_detection_frames("test", 3, seed=4).images
     adapter.process(frames[0], stream="cam")

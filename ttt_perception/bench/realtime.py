@@ -222,8 +222,8 @@ def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, 
     rows = []
     for objective in OBJECTIVES:
         for batch in STEP_COST_BATCHES:
-            cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,
-                                   measure_ssl_loss=False, min_ssl_loss_ratio=0.0)  # a step on every frame
+            cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,  # a step on
+                                   measure_ssl_loss=False, min_ssl_loss_ratio=0.0, max_ssl_loss=0.0)  # every frame
             adapter = private_adapter(model, cfg, device)
             samples = []
             with autocast_context(device, amp):

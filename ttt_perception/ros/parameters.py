@@ -117,7 +117,7 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.min_ssl_loss", DEFAULT["min_ssl_loss"],
                   "Adapt only while the source weights' rotation loss, "
                   "averaged over the camera's last ~10 frames, is at least this (a shift signal: high under "
-                  "noise, near its clean level under fog); 0: always adapt. The noisy-camera profile uses 1.0.",
+                  "noise, near its clean level under fog); 0: no lower bound. The noisy-camera profile uses 1.0.",
                   LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss"),
     ParameterSpec("adaptation.min_ssl_loss_ratio", DEFAULT["min_ssl_loss_ratio"],
                   "Like min_ssl_loss, relative to the model's own clean rotation loss stored in its "
@@ -125,6 +125,11 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "this many times it (the larger of the two thresholds applies); 0: off. With a checkpoint "
                   "that stores no clean level, a warning says the ratio has no effect.",
                   LIVE, low=0.0, high=100.0, adapter_field="min_ssl_loss_ratio"),
+    ParameterSpec("adaptation.max_ssl_loss", DEFAULT["max_ssl_loss"],
+                  "The gate's upper bound: no steps while the camera's recent source rotation loss is above "
+                  "this (far above chance, ln 4 = 1.39, the rotation head is confidently wrong: the shift has an "
+                  "orientation cue of its own, such as motion blur's streaks, and steps would learn it); 0: no "
+                  "upper bound.", LIVE, low=0.0, high=100.0, adapter_field="max_ssl_loss"),
     ParameterSpec("adaptation.adapt_after_publish", DEFAULT["adapt_after_publish"],
                   "Online mode: publish the prediction first, then adapt on the frame in the idle time "
                   "before the next frame is due (the deadline then bounds only the prediction). Reset "
