@@ -1,8 +1,10 @@
 """Shared by the adapter tests: a clock driven by the model's work, and the settings without the gate."""
 
+from ttt_perception.choices import GATE_OFF
+
 # Tests about the steps, not the shift gate (on by default: test_adapter_gate.py) nor the confidence
 # check that decides which weights predict (on by default: test_adapter_confidence.py).
-UNGATED = {"min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0, "verify_confidence": False}
+UNGATED = {**GATE_OFF, "verify_confidence": False}
 
 
 class FakeClock:

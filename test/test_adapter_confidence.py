@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.choices import GATE_OFF
 from ttt_perception.data import make_classification_frames, make_detection_frames
 from ttt_perception.detection import decode_detections
 from ttt_perception.model import ModelConfig, build_model
@@ -13,7 +14,7 @@ from ttt_perception.preprocess import scale_to_image, to_model_input
 from ttt_perception.stream_state import CONFIDENCE_MIN_FRAMES, ConfidenceRecord
 
 # steps on every frame from the first (no shift gate), large enough to move the weights
-STEPPING = {"mode": "online", "min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0, "learning_rate": 0.05}
+STEPPING = {"mode": "online", **GATE_OFF, "learning_rate": 0.05}
 
 
 def test_the_record_trusts_the_adapted_weights_only_when_surer_by_the_margin():

@@ -21,7 +21,7 @@ import pytest
 from ttt_perception.bag.flight import make_flight
 from ttt_perception.bag.node_process import NodeProcess
 from ttt_perception.bag.score import read_ground_truth, read_run, score_runs
-from ttt_perception.choices import ADAPTATION_DEFAULTS, MODES
+from ttt_perception.choices import ADAPTATION_DEFAULTS, GATE_OFF, MODES
 from ttt_perception.default_models import default_model_path
 
 MODEL = Path(os.environ.get("TTT_TEST_DETECTOR") or default_model_path("detector"))  # override: another checkpoint
@@ -232,7 +232,7 @@ def test_use_sim_time_replay_is_consistent(tmp_path):
     # yet far below the wall-clock age of a frame stamped near 0 s: only sim time keeps frames on time.
     parameters = {**NODE_PARAMETERS, "model.path": str(MODEL), "adaptation.mode": "online",
                   # every frame steps: the clock is under test, not the gate
-                  "adaptation.min_ssl_loss_ratio": 0.0, "adaptation.max_ssl_loss": 0.0,
+                  **{f"adaptation.{k}": v for k, v in GATE_OFF.items()},
                   "deadline.clock": "stamp", "deadline.budget_ms": 30000.0}
     with NodeProcess(parameters, use_sim_time=True, log_path=str(tmp_path / "node.log")) as node:
         summary = _replay(flight, tmp_path / "out", clock=True)

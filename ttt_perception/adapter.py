@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .choices import ADAPTATION_DEFAULTS as DEFAULT
-from .choices import CONFIDENCE_FALLBACKS, MODES, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
+from .choices import CONFIDENCE_FALLBACKS, GATE_OFF, MODES, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
 from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
@@ -140,10 +140,10 @@ class AdaptationConfig:
 
 
 # The paper's settings, without this package's shift gate and confidence check (the paper has neither).
-PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, min_ssl_loss_ratio=0.0,
-                               max_ssl_loss=0.0, verify_confidence=False)
-PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, min_ssl_loss_ratio=0.0,
-                                max_ssl_loss=0.0, verify_confidence=False)
+PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, **GATE_OFF,
+                               verify_confidence=False)
+PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, **GATE_OFF,
+                                verify_confidence=False)
 
 
 @dataclass

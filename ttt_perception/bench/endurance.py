@@ -40,6 +40,7 @@ import numpy as np
 
 from ..bag.node_process import NodeProcess
 from ..choices import ADAPTATION_DEFAULTS as DEFAULTS
+from ..choices import GATE_OFF
 from ..ros.dds_profile import use_large_image_profile
 from .latency import _frames, _Probe, _wait, run_case
 
@@ -347,7 +348,7 @@ def recovery(model: str, work: Path) -> dict[str, Any]:
     node_name = f"{namespace}/ttt_perception"
     # without the shift gate: this phase is about the health check's reset, not the gate's
     node = _start(namespace, {"model.path": model, "cameras": ["cam0"], "adaptation.mode": "online",
-                              "adaptation.min_ssl_loss_ratio": 0.0, "adaptation.max_ssl_loss": 0.0,
+                              **{f"adaptation.{k}": v for k, v in GATE_OFF.items()},
                               "deadline.budget_ms": 0.0, "input.qos": "reliable"}, work, "recovery")
     probe = _Probe(namespace, 1)
     scene = rgb_to_image(make_detection_frames("test", 1, seed=3).images[0], "rgb8")
@@ -427,8 +428,7 @@ def _non_finite_state() -> dict[str, Any]:
     from ..default_models import load_default_model
 
     adapter = TestTimeAdapter(load_default_model("detector", torch.device("cpu")),
-                              # steps from frame one
-                              AdaptationConfig(mode="online", min_ssl_loss_ratio=0.0, max_ssl_loss=0.0),
+                              AdaptationConfig(mode="online", **GATE_OFF),  # steps from frame one
                               device="cpu")
     frames = make_detection_frames("test", 3, seed=4).images
     adapter.process(frames[0], stream="cam")

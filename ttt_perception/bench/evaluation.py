@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..choices import GATE_OFF
 from ..corruptions import CORRUPTIONS, corrupt_batch
 from ..data import make_classification_frames, make_detection_frames
 from ..metrics import mean_average_precision
@@ -46,14 +47,13 @@ def tent_config(learning_rate: float) -> AdaptationConfig:
     """Tent-style: entropy of the main head, GroupNorm affine parameters only, online, 8 copies, 1 step, no gate
     and no confidence check."""
     return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate,
-                            min_ssl_loss_ratio=0.0, max_ssl_loss=0.0, verify_confidence=False)
+                            **GATE_OFF, verify_confidence=False)
 
 
 def features_config(learning_rate: float) -> AdaptationConfig:
     """Feature alignment (TTT++ / TTAC style): the extractor, online, 8 copies, 1 step, no gate, no confidence check."""
     return AdaptationConfig(mode="online", objective="features", parameters="extractor", learning_rate=learning_rate,
-                            min_ssl_loss_ratio=0.0, max_ssl_loss=0.0, adapt_after_publish=False,
-                            verify_confidence=False)
+                            **GATE_OFF, adapt_after_publish=False, verify_confidence=False)
 
 
 # The baselines whose learning rate is chosen on the val split (``chosen_lr``).

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
-from ..choices import OBJECTIVES, STOP_REASONS
+from ..choices import GATE_OFF, OBJECTIVES, STOP_REASONS
 from ..corruptions import CORRUPTIONS
 from .common import (
     add_common_arguments,
@@ -222,8 +222,8 @@ def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, 
     rows = []
     for objective in OBJECTIVES:
         for batch in STEP_COST_BATCHES:
-            cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,  # a step on
-                                   measure_ssl_loss=False, min_ssl_loss_ratio=0.0, max_ssl_loss=0.0)  # every frame
+            cfg = AdaptationConfig(mode="reset", objective=objective, batch_size=batch, max_steps=1,
+                                   measure_ssl_loss=False, **GATE_OFF)  # a step on every frame
             adapter = private_adapter(model, cfg, device)
             samples = []
             with autocast_context(device, amp):
