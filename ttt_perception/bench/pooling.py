@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .accuracy import average_over_seeds, finish
+from .accuracy import PROTOCOL_KEYS, average_over_seeds, finish
 
 SAME_RUN_KEYS = ("split", "severities", "corruptions")
-SAME_TASK_KEYS = ("frames_per_set", "reset_frames", "input_size", "model")
+# what ``--update`` requires of the same frames, except the seeds (which pooling wants to differ)
+SAME_TASK_KEYS = (*(key for key in PROTOCOL_KEYS if key != "seeds"), "input_size", "model")
 
 
 def seeds_of(block: dict, label: str) -> dict[str, dict[str, dict]]:
