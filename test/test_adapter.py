@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from adapter_helpers import UNGATED, FakeClock
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adapter import PAPER_ONLINE, AdaptationConfig, TestTimeAdapter
 from ttt_perception.choices import TASK_DEFAULTS
 from ttt_perception.data import make_classification_frames
 from ttt_perception.deadline import DurationEstimator
@@ -209,6 +209,34 @@ def test_auto_values_take_the_models_task_choice_and_follow_live_changes(classif
         assert adapter._optimizer.param_groups[0]["lr"] == chosen["learning_rate"]
     with pytest.raises(ValueError, match="confidence_fallback"):
         AdaptationConfig(confidence_fallback="both").validated()
+
+
+def test_momentum_and_copies_auto_are_the_tasks_and_zero_momentum_is_a_momentum_of_its_own(classifier):
+    detector = build_model(ModelConfig(task="detector", input_size=32, width=8, groups=4))
+    assert TASK_DEFAULTS["classifier"]["momentum"] != TASK_DEFAULTS["detector"]["momentum"]
+    for model in (classifier, detector):
+        chosen = TASK_DEFAULTS[model.config.task]["momentum"]
+        adapter = TestTimeAdapter(model, AdaptationConfig(), "cpu")
+        assert adapter.config.momentum == -1 and adapter.effective_config.momentum == chosen
+        assert adapter._optimizer.param_groups[0]["momentum"] == chosen
+        adapter.update_config(momentum=0.0)  # explicit: no momentum, whatever the task's choice
+        assert adapter.effective_config.momentum == 0.0 and adapter._optimizer.param_groups[0]["momentum"] == 0.0
+        adapter.update_config(momentum=-1.0)
+        assert adapter._optimizer.param_groups[0]["momentum"] == chosen
+        copies = TASK_DEFAULTS[model.config.task]["batch_size"]
+        assert adapter.config.batch_size == 0 and adapter.effective_config.batch_size == copies
+        assert adapter._step_kind()[-1] == copies  # the steps' cost is planned for the copies they take
+        adapter.update_config(batch_size=3)
+        assert adapter._step_kind()[-1] == 3
+    stepping = TestTimeAdapter(classifier, AdaptationConfig(**UNGATED, mode="online"), "cpu")
+    sizes = []
+    stepping.model.extractor.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    assert stepping.process(np.zeros((32, 32, 3), np.uint8)).report.steps_taken == 1
+    assert max(sizes) == TASK_DEFAULTS["classifier"]["batch_size"]  # the step's batch: that many copies
+    assert PAPER_ONLINE.resolved_for("classifier").momentum == 0.0  # the paper's SGD has none
+    for bad in (-0.5, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="momentum"):
+            AdaptationConfig(momentum=bad).validated()
 
 
 def test_detector_boxes_come_back_in_image_pixels():

@@ -297,6 +297,24 @@ def test_tune_candidates_are_typed_like_the_config_and_checked():
             parse_candidate(bad)
 
 
+def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
+    import shlex
+
+    from ttt_perception.bench.tune import _command
+    from ttt_perception.cli import build_parser
+
+    argv = ["bench", "tune", "--task", "classifier", "--frames", "40", "--seed", "0", "--corruptions", "fog",
+            "contrast", "--candidate", "momentum=0.5,batch_size=16", "--candidate", "max_ssl_loss=0"]
+    args = build_parser().parse_args(argv)
+    command = _command(args, args.candidate)
+    again = build_parser().parse_args(shlex.split(command)[1:])
+    for field in ("task", "frames", "seed", "corruptions", "candidate"):
+        assert getattr(again, field) == getattr(args, field), field
+    # defaults are written too, so a later change of a default cannot change what the file claims
+    plain = build_parser().parse_args(["bench", "tune", "--candidate", "max_ssl_loss=0"])
+    assert "--seed 1" in _command(plain, plain.candidate) and "--corruptions" not in _command(plain, plain.candidate)
+
+
 def test_tune_summary_reports_the_worst_corruption_against_off():
     from ttt_perception.bench.tune import summary_of
 

@@ -160,6 +160,7 @@ def test_adapting_after_publishing_is_reported_and_answered(probe):
     ("deadline.policy", "maybe", "deadline.policy must be one of truncate, skip"),
     ("adaptation.learning_rate", -0.01, "adaptation.learning_rate must be in [0, 1]"),
     ("adaptation.max_steps", 1000, "adaptation.max_steps must be in [0, 100]"),
+    ("adaptation.momentum", -0.5, "adaptation.momentum must be in [0, 0.99], or -1 for the model's task's"),
     ("adaptation.batch_size", "eight", "adaptation.batch_size must be a number"),
     # the test model's checkpoint stores no clean feature statistics: the loaded model refuses them
     ("adaptation.objective", "features", "objective 'features' needs the clean feature statistics"),

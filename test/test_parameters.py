@@ -48,7 +48,9 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("adaptation.max_steps", 2.0, "must be an integer"),
         ("adaptation.learning_rate", -0.01, "[0, 1]"),
         ("adaptation.learning_rate", float("nan"), "finite"),
-        ("adaptation.batch_size", 0, "[1, 256]"),
+        ("adaptation.batch_size", -1, "[0, 256]"),
+        ("adaptation.momentum", -0.5, "or -1 for the model's task's"),
+        ("adaptation.momentum", 1.0, "[-1, 0.99]"),
         ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),
         ("deadline.budget_ms", -1.0, "[0, 60000]"),
         ("deadline.policy", "maybe", "truncate, skip"),
@@ -141,7 +143,8 @@ def test_declaration_on_a_real_node_keeps_defaults_for_refused_overrides():
         Parameter("deadline.budget_ms", value=40),  # an integer for a double parameter
     ]) as (node, (values, problems)):
         assert values["adaptation.mode"] == "reset"
-        assert values["adaptation.max_steps"] == 1 and values["adaptation.batch_size"] == 8
+        assert values["adaptation.max_steps"] == 1
+        assert values["adaptation.batch_size"] == ADAPTATION_DEFAULTS["batch_size"]
         assert values["cameras"] == [""]
         assert sorted(problems) == ["adaptation.batch_size", "adaptation.max_steps"]
         assert "[0, 100]" in problems["adaptation.max_steps"] and "integer" in problems["adaptation.batch_size"]

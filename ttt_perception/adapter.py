@@ -23,7 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from .choices import ADAPTATION_DEFAULTS as DEFAULT
-from .choices import CONFIDENCE_FALLBACKS, GATE_OFF, MODES, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
+from .choices import (
+    AUTO_MOMENTUM,
+    CONFIDENCE_FALLBACKS,
+    GATE_OFF,
+    MODES,
+    OBJECTIVES,
+    PARAMETER_SETS,
+    POLICIES,
+    TASK_DEFAULTS,
+)
 from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
@@ -55,9 +64,9 @@ class AdaptationConfig:
     mode: str = DEFAULT["mode"]
     objective: str = DEFAULT["objective"]
     learning_rate: float = DEFAULT["learning_rate"]  # 0: the rate chosen for the model's task (resolved_for)
-    momentum: float = DEFAULT["momentum"]
+    momentum: float = DEFAULT["momentum"]  # -1: the momentum chosen for the model's task (resolved_for)
     max_steps: int = DEFAULT["max_steps"]
-    batch_size: int = DEFAULT["batch_size"]
+    batch_size: int = DEFAULT["batch_size"]  # 0: the copies chosen for the model's task (resolved_for)
     parameters: str = DEFAULT["parameters"]
     share_state: bool = DEFAULT["share_state"]
     budget_ms: float = DEFAULT["budget_ms"]  # 0: no deadline
@@ -105,10 +114,11 @@ class AdaptationConfig:
              f"learning_rate must be in [0, 1] (0: the model's task's rate), got {self.learning_rate}"),
             (self.confidence_fallback in CONFIDENCE_FALLBACKS,
              f"confidence_fallback must be one of {CONFIDENCE_FALLBACKS}, got {self.confidence_fallback!r}"),
-            (math.isfinite(self.momentum) and 0 <= self.momentum < 1,
-             f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.momentum == AUTO_MOMENTUM or (math.isfinite(self.momentum) and 0 <= self.momentum < 1),
+             f"momentum must be in [0, 1), or {AUTO_MOMENTUM:g} for the model's task's, got {self.momentum}"),
             (0 <= self.max_steps <= 100, f"max_steps must be in 0..100, got {self.max_steps}"),
-            (1 <= self.batch_size <= 256, f"batch_size must be in 1..256, got {self.batch_size}"),
+            (0 <= self.batch_size <= 256,
+             f"batch_size must be in 1..256 (0: the model's task's), got {self.batch_size}"),
             (math.isfinite(self.budget_ms) and self.budget_ms >= 0, f"budget_ms must be >= 0, got {self.budget_ms}"),
             (0 <= self.score_threshold <= 1, f"score_threshold must be in [0, 1], got {self.score_threshold}"),
             (1 <= self.max_detections <= 1000, f"max_detections must be in 1..1000, got {self.max_detections}"),
@@ -129,21 +139,26 @@ class AdaptationConfig:
         return self
 
     def resolved_for(self, task: str) -> AdaptationConfig:
-        """Self with its "auto" values (learning rate 0, fallback "auto") set to those chosen for ``task``."""
+        """Self with its "auto" values (learning rate 0, momentum -1, batch size 0, fallback "auto") set to
+        those chosen for ``task``."""
         chosen = TASK_DEFAULTS[task]
         changes = {}
         if self.learning_rate == 0:
             changes["learning_rate"] = chosen["learning_rate"]
+        if self.momentum == AUTO_MOMENTUM:
+            changes["momentum"] = chosen["momentum"]
+        if self.batch_size == 0:
+            changes["batch_size"] = chosen["batch_size"]
         if self.confidence_fallback == "auto":
             changes["confidence_fallback"] = chosen["confidence_fallback"]
         return dataclasses.replace(self, **changes)
 
 
 # The paper's settings, without this package's shift gate and confidence check (the paper has neither).
-PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, max_steps=10, batch_size=32, **GATE_OFF,
-                               verify_confidence=False)
-PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, max_steps=1, batch_size=32, **GATE_OFF,
-                                verify_confidence=False)
+PAPER_RESET = AdaptationConfig(mode="reset", learning_rate=0.001, momentum=0.0, max_steps=10, batch_size=32,
+                               **GATE_OFF, verify_confidence=False)
+PAPER_ONLINE = AdaptationConfig(mode="online", learning_rate=0.001, momentum=0.0, max_steps=1, batch_size=32,
+                                **GATE_OFF, verify_confidence=False)
 
 
 @dataclass
@@ -262,7 +277,7 @@ class TestTimeAdapter:
             elif old.mode != new.mode or old.share_state != new.share_state:
                 self._restore_source_everywhere()
             for group in self._optimizer.param_groups:
-                group["lr"], group["momentum"] = self._effective.learning_rate, new.momentum
+                group["lr"], group["momentum"] = self._effective.learning_rate, self._effective.momentum
             return new
 
     def _reference(self, key: str):
@@ -286,7 +301,7 @@ class TestTimeAdapter:
         for param in self.model.parameters():
             param.requires_grad_(id(param) in chosen)  # frozen parts need no gradient buffers
         self._optimizer = torch.optim.SGD(list(self._params.values()), lr=self._effective.learning_rate,
-                                          momentum=cfg.momentum)
+                                          momentum=self._effective.momentum)
         self._source = self._snapshot()
         self._streams: dict[str, StreamState] = {}
         self._live: str | None = None  # whose weights the model holds now (None: the source)
@@ -595,7 +610,7 @@ class TestTimeAdapter:
 
     def _step_kind(self) -> tuple:
         cfg = self._config
-        return ("step", cfg.objective, cfg.parameters, cfg.batch_size)
+        return ("step", cfg.objective, cfg.parameters, self._effective.batch_size)
 
     def _predict_kind(self) -> tuple:
         return ("predict", self._config.measure_ssl_loss)
@@ -605,10 +620,11 @@ class TestTimeAdapter:
         frame's ``first`` step of the rotation objective, the confidence check gets the main head's
         confidence before the update from the plain copy's features (no extra extractor pass)."""
         cfg = self._config
+        copies = self._effective.batch_size
         began = self.clock()
         self._optimizer.zero_grad(set_to_none=True)
         if cfg.objective == "rotation":
-            images, labels = rotation_batch(x, cfg.batch_size, self._generator)
+            images, labels = rotation_batch(x, copies, self._generator)
             features = self.model.extractor(images)
             per_sample = F.cross_entropy(self.model.ssl_head(features), labels, reduction="none")
             if first is not None and self._checks_confidence():
@@ -617,10 +633,10 @@ class TestTimeAdapter:
             loss = per_sample.mean()
             probe = per_sample[:4].mean()  # the plain frame's four rotations
         elif cfg.objective == "entropy":
-            loss = entropy_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator))
+            loss = entropy_loss(self.model, augmented_copies(x, copies, self._generator))
             probe = loss
         else:
-            loss = feature_alignment_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator),
+            loss = feature_alignment_loss(self.model, augmented_copies(x, copies, self._generator),
                                           state.moments, self._reference("feature_mean").to(self.device),
                                           self._reference("feature_cov").to(self.device))
             probe = loss

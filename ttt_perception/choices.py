@@ -22,9 +22,9 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "mode": "online",
     "objective": "rotation",
     "learning_rate": 0.0,  # 0: the rate chosen for the model's task (TASK_DEFAULTS)
-    "momentum": 0.0,
+    "momentum": -1.0,  # -1 (AUTO_MOMENTUM): the momentum chosen for the model's task (TASK_DEFAULTS)
     "max_steps": 1,
-    "batch_size": 8,
+    "batch_size": 0,  # 0: the copies per step chosen for the model's task (TASK_DEFAULTS)
     "parameters": "auto",
     "share_state": False,
     "budget_ms": 0.0,  # 0: no deadline
@@ -44,11 +44,16 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "seed": 0,
 })
 # What the "auto" values above stand for, by the model's task; chosen on the val split with ``bench tune``
-# (learning rate: results/tune1_*.json, tune9_detector.json; fallback: tune6_*.json, tune9_*.json).
+# (learning rate: results/tune1_*.json, tune9_detector.json; fallback: tune6_*.json, tune9_*.json;
+# momentum and batch size: tune13_*.json, tune14_*.json).
 TASK_DEFAULTS = MappingProxyType({
-    "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer"}),
-    "detector": MappingProxyType({"learning_rate": 6e-3, "confidence_fallback": "average"}),
+    "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer", "momentum": 0.5,
+                                    "batch_size": 8}),
+    "detector": MappingProxyType({"learning_rate": 6e-3, "confidence_fallback": "average", "momentum": 0.0,
+                                  "batch_size": 16}),
 })
+# The momentum value that stands for "the model's task's" (0 is a momentum of its own).
+AUTO_MOMENTUM = -1.0
 # The shift gate with every bound off: a step on every frame (the paper's settings, the baselines, and
 # the benchmarks and tests that are about the steps, not the gate).
 GATE_OFF = MappingProxyType({"min_ssl_loss": 0.0, "min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0})

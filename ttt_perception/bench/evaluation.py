@@ -47,13 +47,14 @@ def tent_config(learning_rate: float) -> AdaptationConfig:
     """Tent-style: entropy of the main head, GroupNorm affine parameters only, online, 8 copies, 1 step, no gate
     and no confidence check."""
     return AdaptationConfig(mode="online", objective="entropy", parameters="norm", learning_rate=learning_rate,
-                            **GATE_OFF, verify_confidence=False)
+                            momentum=0.0, batch_size=8, **GATE_OFF, verify_confidence=False)
 
 
 def features_config(learning_rate: float) -> AdaptationConfig:
     """Feature alignment (TTT++ / TTAC style): the extractor, online, 8 copies, 1 step, no gate, no confidence check."""
     return AdaptationConfig(mode="online", objective="features", parameters="extractor", learning_rate=learning_rate,
-                            **GATE_OFF, adapt_after_publish=False, verify_confidence=False)
+                            momentum=0.0, batch_size=8, **GATE_OFF, adapt_after_publish=False,
+                            verify_confidence=False)
 
 
 # The baselines whose learning rate is chosen on the val split (``chosen_lr``).

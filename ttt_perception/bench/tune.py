@@ -81,6 +81,15 @@ def summary_of(results: dict[str, dict[str, float]], task: str, corruptions) -> 
     return out
 
 
+def _command(args, candidates) -> str:
+    """The command that reproduces these frames and candidates (labels in the form --candidate takes)."""
+    words = [f"--task {args.task}", f"--frames {args.frames}", f"--seed {args.seed}"]
+    if list(args.corruptions) != list(CORRUPTIONS):
+        words.append("--corruptions " + " ".join(args.corruptions))
+    words += [f"--candidate {_label(c).replace(', ', ',')}" for c in candidates]
+    return "ttt-perception bench tune " + " ".join(words)
+
+
 def main(args) -> int:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -110,9 +119,7 @@ def main(args) -> int:
     print("mean source rotation loss per set: " + ", ".join(f"{s} {v:.2f}" for s, v in source_loss.items()))
     name = args.name or f"tune_{args.task}"
     path = write_json(name, {
-        "command": "ttt-perception bench tune " + " ".join(
-            [f"--task {args.task}", f"--frames {args.frames}"] + [f"--candidate {_label(c).replace(', ', ',')}"
-                                                                  for c in candidates]),
+        "command": _command(args, candidates),
         "split": "val", "quality": key, "frames_per_set": args.frames, "seed": args.seed,
         "machine": machine_description(device),
         "defaults": dataclasses.asdict(AdaptationConfig().resolved_for(args.task)),

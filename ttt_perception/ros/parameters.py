@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from ..choices import ADAPTATION_DEFAULTS as DEFAULT
-from ..choices import CONFIDENCE_FALLBACKS, MODES, NODE_BUDGET_MS, OBJECTIVES, PARAMETER_SETS, POLICIES, TASK_DEFAULTS
+from ..choices import (
+    AUTO_MOMENTUM,
+    CONFIDENCE_FALLBACKS,
+    MODES,
+    NODE_BUDGET_MS,
+    OBJECTIVES,
+    PARAMETER_SETS,
+    POLICIES,
+    TASK_DEFAULTS,
+)
 
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
@@ -42,7 +51,7 @@ DEFAULT_THREADS = 1
 LIVE, RECONFIGURE, STARTUP = "live", "reconfigure", "startup"
 # What an "auto" adaptation value stands for, by task, as descriptions say it ("classifier 0.003, detector 0.006").
 _BY_TASK = {field: ", ".join(f"{task} {values[field]}" for task, values in TASK_DEFAULTS.items())
-            for field in ("learning_rate", "confidence_fallback")}
+            for field in ("learning_rate", "momentum", "batch_size", "confidence_fallback")}
 _KIND_TEXT = {
     LIVE: "Changes live, from the next frame.",
     RECONFIGURE: "Takes effect at the next configure (lifecycle cleanup, then configure).",
@@ -111,8 +120,13 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("adaptation.learning_rate", DEFAULT["learning_rate"],
                   "SGD learning rate of the test-time steps; 0: the rate chosen on val for the model's task "
                   f"({_BY_TASK['learning_rate']}).", LIVE, low=0.0, high=1.0, adapter_field="learning_rate"),
+    ParameterSpec("adaptation.momentum", DEFAULT["momentum"],
+                  "SGD momentum of the test-time steps (online: kept per camera from frame to frame, dropped "
+                  "with the adapted weights); -1: the value chosen on val for the model's task "
+                  f"({_BY_TASK['momentum']}).", LIVE, low=-1.0, high=0.99, adapter_field="momentum"),
     ParameterSpec("adaptation.batch_size", DEFAULT["batch_size"],
-                  "Augmented copies of the frame per step.", LIVE, low=1, high=256,
+                  "Augmented copies of the frame per step; 0: the number chosen on val for the model's task "
+                  f"({_BY_TASK['batch_size']}).", LIVE, low=0, high=256,
                   adapter_field="batch_size"),
     ParameterSpec("adaptation.min_ssl_loss", DEFAULT["min_ssl_loss"],
                   "Adapt only while the source weights' rotation loss, "
@@ -205,6 +219,8 @@ def _check_value(spec: ParameterSpec, value: Any) -> str | None:
         return f"{name} must be finite, got {value!r}"
     if spec.low is not None and value < spec.low or spec.high is not None and value > spec.high:
         return f"{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}"
+    if name == "adaptation.momentum" and value < 0 and value != AUTO_MOMENTUM:
+        return f"{name} must be in [0, {spec.high:g}], or {AUTO_MOMENTUM:g} for the model's task's, got {value!r}"
     return None
 
 
