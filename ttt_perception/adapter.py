@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .choices import ADAPTATION_DEFAULTS as DEFAULT
 from .choices import (
     AUTO_MOMENTUM,
+    AUTO_VALUES,
     CONFIDENCE_FALLBACKS,
     GATE_OFF,
     MODES,
@@ -142,16 +143,8 @@ class AdaptationConfig:
         """Self with its "auto" values (learning rate 0, momentum -1, batch size 0, fallback "auto") set to
         those chosen for ``task``."""
         chosen = TASK_DEFAULTS[task]
-        changes = {}
-        if self.learning_rate == 0:
-            changes["learning_rate"] = chosen["learning_rate"]
-        if self.momentum == AUTO_MOMENTUM:
-            changes["momentum"] = chosen["momentum"]
-        if self.batch_size == 0:
-            changes["batch_size"] = chosen["batch_size"]
-        if self.confidence_fallback == "auto":
-            changes["confidence_fallback"] = chosen["confidence_fallback"]
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **{field: chosen[field] for field, auto in AUTO_VALUES.items()
+                                            if getattr(self, field) == auto})
 
 
 # The paper's settings, without this package's shift gate and confidence check (the paper has neither).
@@ -609,8 +602,8 @@ class TestTimeAdapter:
         return self.timings.estimate(("gate",)) or 0.0
 
     def _step_kind(self) -> tuple:
-        cfg = self._config
-        return ("step", cfg.objective, cfg.parameters, self._effective.batch_size)
+        cfg = self._effective
+        return ("step", cfg.objective, cfg.parameters, cfg.batch_size)
 
     def _predict_kind(self) -> tuple:
         return ("predict", self._config.measure_ssl_loss)
@@ -619,12 +612,11 @@ class TestTimeAdapter:
         """One SGD step on the objective; returns the loss on the plain frame before the update. On the
         frame's ``first`` step of the rotation objective, the confidence check gets the main head's
         confidence before the update from the plain copy's features (no extra extractor pass)."""
-        cfg = self._config
-        copies = self._effective.batch_size
+        cfg = self._effective
         began = self.clock()
         self._optimizer.zero_grad(set_to_none=True)
         if cfg.objective == "rotation":
-            images, labels = rotation_batch(x, copies, self._generator)
+            images, labels = rotation_batch(x, cfg.batch_size, self._generator)
             features = self.model.extractor(images)
             per_sample = F.cross_entropy(self.model.ssl_head(features), labels, reduction="none")
             if first is not None and self._checks_confidence():
@@ -633,10 +625,10 @@ class TestTimeAdapter:
             loss = per_sample.mean()
             probe = per_sample[:4].mean()  # the plain frame's four rotations
         elif cfg.objective == "entropy":
-            loss = entropy_loss(self.model, augmented_copies(x, copies, self._generator))
+            loss = entropy_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator))
             probe = loss
         else:
-            loss = feature_alignment_loss(self.model, augmented_copies(x, copies, self._generator),
+            loss = feature_alignment_loss(self.model, augmented_copies(x, cfg.batch_size, self._generator),
                                           state.moments, self._reference("feature_mean").to(self.device),
                                           self._reference("feature_cov").to(self.device))
             probe = loss

@@ -52,8 +52,11 @@ TASK_DEFAULTS = MappingProxyType({
     "detector": MappingProxyType({"learning_rate": 6e-3, "confidence_fallback": "average", "momentum": 0.0,
                                   "batch_size": 16}),
 })
-# The momentum value that stands for "the model's task's" (0 is a momentum of its own).
-AUTO_MOMENTUM = -1.0
+# The value of each per-task field that stands for "the model's task's" (``TASK_DEFAULTS``); momentum
+# uses -1 because 0 is a momentum of its own.
+AUTO_VALUES = MappingProxyType({"learning_rate": 0.0, "momentum": -1.0, "batch_size": 0,
+                                "confidence_fallback": "auto"})
+AUTO_MOMENTUM = AUTO_VALUES["momentum"]
 # The shift gate with every bound off: a step on every frame (the paper's settings, the baselines, and
 # the benchmarks and tests that are about the steps, not the gate).
 GATE_OFF = MappingProxyType({"min_ssl_loss": 0.0, "min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0})

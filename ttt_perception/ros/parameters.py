@@ -29,6 +29,7 @@ from typing import Any
 from ..choices import ADAPTATION_DEFAULTS as DEFAULT
 from ..choices import (
     AUTO_MOMENTUM,
+    AUTO_VALUES,
     CONFIDENCE_FALLBACKS,
     MODES,
     NODE_BUDGET_MS,
@@ -51,7 +52,7 @@ DEFAULT_THREADS = 1
 LIVE, RECONFIGURE, STARTUP = "live", "reconfigure", "startup"
 # What an "auto" adaptation value stands for, by task, as descriptions say it ("classifier 0.003, detector 0.006").
 _BY_TASK = {field: ", ".join(f"{task} {values[field]}" for task, values in TASK_DEFAULTS.items())
-            for field in ("learning_rate", "momentum", "batch_size", "confidence_fallback")}
+            for field in AUTO_VALUES}
 _KIND_TEXT = {
     LIVE: "Changes live, from the next frame.",
     RECONFIGURE: "Takes effect at the next configure (lifecycle cleanup, then configure).",
