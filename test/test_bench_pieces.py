@@ -292,6 +292,7 @@ def test_tune_candidates_are_typed_like_the_config_and_checked():
     assert values == {"learning_rate": 1e-3, "min_ssl_loss_ratio": 1.3, "adapt_after_publish": True, "max_steps": 2}
     assert parse_candidate("parameters=stem,adapt_after_publish=false") == {"parameters": "stem",
                                                                            "adapt_after_publish": False}
+    assert parse_candidate("defaults") == {}  # the node's defaults, next to the other candidates
     for bad in ("learning_rate", "no_such=1", "learning_rate=-1", "mode=sometimes"):
         with pytest.raises(ValueError):
             parse_candidate(bad)
@@ -303,16 +304,33 @@ def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
     from ttt_perception.bench.tune import _command
     from ttt_perception.cli import build_parser
 
-    argv = ["bench", "tune", "--task", "classifier", "--frames", "40", "--seed", "0", "--corruptions", "fog",
-            "contrast", "--candidate", "momentum=0.5,batch_size=16", "--candidate", "max_ssl_loss=0"]
-    args = build_parser().parse_args(argv)
-    command = _command(args, args.candidate)
-    again = build_parser().parse_args(shlex.split(command)[1:])
-    for field in ("task", "frames", "seed", "corruptions", "candidate"):
-        assert getattr(again, field) == getattr(args, field), field
+    for seeds in (["0"], ["0", "1", "2"]):
+        argv = ["bench", "tune", "--task", "classifier", "--frames", "40", "--seeds", *seeds, "--corruptions", "fog",
+                "contrast", "--candidate", "momentum=0.5,batch_size=16", "--candidate", "max_ssl_loss=0",
+                "--candidate", "defaults"]
+        args = build_parser().parse_args(argv)
+        assert args.seeds == [int(s) for s in seeds]
+        command = _command(args, args.candidate)
+        again = build_parser().parse_args(shlex.split(command)[1:])
+        for field in ("task", "frames", "seeds", "corruptions", "candidate"):
+            assert getattr(again, field) == getattr(args, field), field
+    # the earlier spelling, as recorded in results/tune*.json, still reproduces its frames
+    assert build_parser().parse_args(["bench", "tune", "--seed", "0"]).seeds == [0]
     # defaults are written too, so a later change of a default cannot change what the file claims
     plain = build_parser().parse_args(["bench", "tune", "--candidate", "max_ssl_loss=0"])
-    assert "--seed 1" in _command(plain, plain.candidate) and "--corruptions" not in _command(plain, plain.candidate)
+    assert "--seeds 1" in _command(plain, plain.candidate) and "--corruptions" not in _command(plain, plain.candidate)
+
+
+def test_tune_averages_each_set_over_the_seeds_before_the_summary():
+    from ttt_perception.bench.tune import average_seeds, summary_of
+
+    by_seed = {"0": {"off": {"clean": 90.0, "fog/5": 80.0}, "a": {"clean": 90.0, "fog/5": 84.0}},
+               "1": {"off": {"clean": 92.0, "fog/5": 70.0}, "a": {"clean": 91.0, "fog/5": 68.0}}}
+    pooled = average_seeds(by_seed)
+    assert pooled == {"off": {"clean": 91.0, "fog/5": 75.0}, "a": {"clean": 90.5, "fog/5": 76.0}}
+    summary = summary_of(pooled, "detector", ("fog",))
+    # one seed lost 2 points on fog, the other gained 4: pooled, a gain of 1
+    assert summary["a"]["worst_gain"] == pytest.approx(1.0) and summary["a"]["clean_gain"] == pytest.approx(-0.5)
 
 
 def test_tune_summary_reports_the_worst_corruption_against_off():

@@ -45,11 +45,12 @@ ADAPTATION_DEFAULTS = MappingProxyType({
 })
 # What the "auto" values above stand for, by the model's task; chosen on the val split with ``bench tune``
 # (learning rate: results/tune1_*.json, tune9_detector.json; fallback: tune6_*.json, tune9_*.json;
-# momentum and batch size: tune13_*.json, tune14_*.json).
+# momentum and batch size: tune13_*.json, tune14_*.json; over three val seeds, classifier momentum and
+# detector learning rate: tune16_classifier.json, tune17_detector.json).
 TASK_DEFAULTS = MappingProxyType({
-    "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer", "momentum": 0.5,
+    "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer", "momentum": 0.0,
                                     "batch_size": 8}),
-    "detector": MappingProxyType({"learning_rate": 6e-3, "confidence_fallback": "average", "momentum": 0.0,
+    "detector": MappingProxyType({"learning_rate": 8e-3, "confidence_fallback": "average", "momentum": 0.0,
                                   "batch_size": 16}),
 })
 # The value of each per-task field that stands for "the model's task's" (``TASK_DEFAULTS``); momentum

@@ -206,6 +206,13 @@ def evaluate_methods(model, methods: list[Method], task: str, sets: dict[str, np
     ``models`` maps a method's ``model`` field to another model than ``model`` (the source-only one).
     """
     work = [((models or {}).get(m.model, model), m, task, sets, truth, device, seed, threads) for m in methods]
+    done = run_jobs(work, jobs, device, desc=f"{task}: methods")
+    return {m.name: per_set for m, per_set in zip(methods, done)}
+
+
+def run_jobs(work: list[tuple], jobs: int, device: torch.device, desc: str) -> list[dict[str, dict]]:
+    """``evaluate`` on each (model, method, task, sets, truth, device, seed, threads) job, in order; on a CPU
+    in ``jobs`` processes, so jobs of different streams (seeds) can share one pool."""
     if jobs > 1 and device.type == "cpu":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -213,12 +220,10 @@ def evaluate_methods(model, methods: list[Method], task: str, sets: dict[str, np
         context = multiprocessing.get_context("spawn")  # torch and fork do not mix reliably
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(_evaluate_job, job) for job in work]
-            for _ in tqdm(as_completed(futures), total=len(futures), desc=f"{task}: methods", unit="method"):
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="method"):
                 pass
-            done = [future.result() for future in futures]
-    else:
-        done = [_evaluate_job(job) for job in tqdm(work, desc=f"{task}: methods", unit="method")]
-    return {m.name: per_set for m, per_set in zip(methods, done)}
+            return [future.result() for future in futures]
+    return [_evaluate_job(job) for job in tqdm(work, desc=desc, unit="method")]
 
 
 def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions=CORRUPTIONS) -> float:
