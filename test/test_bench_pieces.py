@@ -316,6 +316,10 @@ def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
             assert getattr(again, field) == getattr(args, field), field
     # the earlier spelling, as recorded in results/tune*.json, still reproduces its frames
     assert build_parser().parse_args(["bench", "tune", "--seed", "0"]).seeds == [0]
+    from ttt_perception.bench.tune import main
+
+    with pytest.raises(SystemExit, match="repeats a seed"):
+        main(build_parser().parse_args(["bench", "tune", "--seeds", "0", "0"]))
     # defaults are written too, so a later change of a default cannot change what the file claims
     plain = build_parser().parse_args(["bench", "tune", "--candidate", "max_ssl_loss=0"])
     assert "--seeds 1" in _command(plain, plain.candidate) and "--corruptions" not in _command(plain, plain.candidate)

@@ -66,7 +66,7 @@ def add_parser(kinds) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[1],
                         help="val streams to draw, one per seed; several are averaged per set (default: 1)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (CPU), one candidate each")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (CPU), one candidate and seed each")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.set_defaults(run=main)
 
@@ -106,6 +106,8 @@ def average_seeds(by_seed: dict[str, dict[str, dict[str, float]]]) -> dict[str, 
 
 
 def main(args) -> int:
+    if len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"bench tune: --seeds {' '.join(map(str, args.seeds))} repeats a seed (the same frames twice)")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model = load_default_model(args.task, device)
