@@ -326,11 +326,14 @@ def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
 
 
 def test_tune_averages_each_set_over_the_seeds_before_the_summary():
-    from ttt_perception.bench.tune import average_seeds, summary_of
+    from ttt_perception.bench.tune import pool_seeds, summary_of
 
-    by_seed = {"0": {"off": {"clean": 90.0, "fog/5": 80.0}, "a": {"clean": 90.0, "fog/5": 84.0}},
-               "1": {"off": {"clean": 92.0, "fog/5": 70.0}, "a": {"clean": 91.0, "fog/5": 68.0}}}
-    pooled = average_seeds(by_seed)
+    def records(clean, fog):  # one method's per-set records, as evaluate() writes them
+        return {"clean": {"mAP": clean, "mean_steps": 1.0}, "fog/5": {"mAP": fog, "mean_steps": 1.0}}
+
+    by_seed = {"0": {"off": records(90.0, 80.0), "a": records(90.0, 84.0)},
+               "1": {"off": records(92.0, 70.0), "a": records(91.0, 68.0)}}
+    pooled = {name: {s: r["mAP"] for s, r in per_set.items()} for name, per_set in pool_seeds(by_seed).items()}
     assert pooled == {"off": {"clean": 91.0, "fog/5": 75.0}, "a": {"clean": 90.5, "fog/5": 76.0}}
     summary = summary_of(pooled, "detector", ("fog",))
     # one seed lost 2 points on fog, the other gained 4: pooled, a gain of 1

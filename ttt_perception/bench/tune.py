@@ -22,6 +22,7 @@ from ..adapter import AdaptationConfig
 from ..corruptions import CORRUPTIONS
 from ..default_models import load_default_model
 from ..devices import resolve_device
+from .accuracy import average_over_seeds
 from .common import format_table, machine_description, write_json
 from .evaluation import (
     Method,
@@ -98,11 +99,10 @@ def _command(args, candidates) -> str:
     return "ttt-perception bench tune " + " ".join(words)
 
 
-def average_seeds(by_seed: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """seed -> method -> set -> number, to method -> set -> mean over the seeds."""
-    runs = list(by_seed.values())
-    return {name: {s: float(np.mean([run[name][s] for run in runs])) for s in per_set}
-            for name, per_set in runs[0].items()}
+def pool_seeds(runs_by_seed: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
+    """seed -> method -> set -> record, to method -> set -> record of each number's mean over the seeds."""
+    first = next(iter(runs_by_seed.values()))
+    return {name: average_over_seeds({seed: runs[name] for seed, runs in runs_by_seed.items()})[0] for name in first}
 
 
 def main(args) -> int:
@@ -124,9 +124,9 @@ def main(args) -> int:
     runs_by_seed = {str(seed): {m.name: next(done) for m in methods} for seed in args.seeds}
     results_by_seed = {seed: {name: {s: r[key] for s, r in per_set.items()} for name, per_set in runs.items()}
                        for seed, runs in runs_by_seed.items()}
-    steps_by_seed = {seed: {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in runs.items()}
-                     for seed, runs in runs_by_seed.items()}
-    results, steps = average_seeds(results_by_seed), average_seeds(steps_by_seed)
+    pooled = pool_seeds(runs_by_seed)
+    results = {name: {s: r[key] for s, r in per_set.items()} for name, per_set in pooled.items()}
+    steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in pooled.items()}
     summary = summary_of(results, args.task, args.corruptions)
     summary_by_seed = {seed: summary_of(r, args.task, args.corruptions) for seed, r in results_by_seed.items()}
     records = {m.name: [r for runs in runs_by_seed.values() for r in runs[m.name].values()] for m in methods}
@@ -143,8 +143,7 @@ def main(args) -> int:
                            if seed_columns else []),
                          float(np.mean(list(steps[m].values()))), ms_per_frame[m], overhead[m]]
                         for m, s in summary.items()]))
-    # the source weights' rotation loss per set
-    source_loss = {s: float(np.mean([runs["off"][s]["ssl_loss"] for runs in runs_by_seed.values()])) for s in names}
+    source_loss = {s: r["ssl_loss"] for s, r in pooled["off"].items()}  # the source weights' rotation loss
     print("mean source rotation loss per set: " + ", ".join(f"{s} {v:.2f}" for s, v in source_loss.items()))
     name = args.name or f"tune_{args.task}"
     path = write_json(name, {
