@@ -13,7 +13,7 @@ from ttt_perception.bag import ground_truth
 from ttt_perception.bag.flight import camera_topics, make_flight, read_flight_info
 from ttt_perception.bag.rosbag_io import jazzy_typestore, ns_to_stamp, open_writer, read_header
 from ttt_perception.bag.schedule import parse_schedule, plan_frames
-from ttt_perception.bag.score import format_tables, read_ground_truth, score_bags
+from ttt_perception.bag.score import UNCERTAINTY_SCHEMA, format_tables, read_ground_truth, score_bags
 from ttt_perception.cli import main as cli_main
 
 # ---- schedule -------------------------------------------------------------------------------------
@@ -111,12 +111,14 @@ def test_ground_truth_round_trip():
 # ---- score ---------------------------------------------------------------------------------------
 
 
-def _write_outputs(path, truth, answer, sent=True):
-    """An output bag as the node and replay would write it; ``answer(frame)`` -> detections list or None."""
+def _write_outputs(path, truth, answer, sent=True, report=None):
+    """An output bag as the node and replay would write it; ``answer(frame)`` -> detections list or None;
+    ``report(frame)`` -> the values of the frame's uncertainty report (JSON form), or None for none."""
     typestore = jazzy_typestore()
     String = typestore.types["std_msgs/msg/String"]
     writer = open_writer(path)
     detections = writer.add_connection("/camera/detections", "std_msgs/msg/String", typestore=typestore)
+    uncertainty = writer.add_connection("/camera/uncertainty", "std_msgs/msg/String", typestore=typestore)
     log = writer.add_connection("/replay/sent", "std_msgs/msg/String", typestore=typestore)
     for frame in truth:
         sec, nanosec = ns_to_stamp(frame.stamp_ns)
@@ -126,6 +128,12 @@ def _write_outputs(path, truth, answer, sent=True):
                         "sent_wall_ns": frame.stamp_ns, "bag_time_ns": frame.stamp_ns, "loop": 0}
             writer.write(log, frame.stamp_ns, typestore.serialize_cdr(String(data=json.dumps(document)),
                                                                       "std_msgs/msg/String"))
+        values = report(frame) if report else None
+        if values is not None:
+            document = {"schema": UNCERTAINTY_SCHEMA, "header": {"stamp": {"sec": sec, "nanosec": nanosec},
+                                                                 "frame_id": frame.frame_id}, "values": values}
+            writer.write(uncertainty, frame.stamp_ns + 20_000_000,
+                         typestore.serialize_cdr(String(data=json.dumps(document)), "std_msgs/msg/String"))
         rows = answer(frame)
         if rows is None:
             continue
@@ -153,7 +161,10 @@ def test_score_matches_by_stamp_per_segment_and_run(tmp_path):
             return None  # dropped
         return [(b.tolist(), c if frame.severity == 0 else "x", 0.9) for b, c in zip(frame.boxes, frame.class_ids)]
 
-    _write_outputs(tmp_path / "good", truth, perfect)
+    def one_deadline_missed(frame):
+        return {"deadline_met": frame.frame_index != 7, "steps_taken": 1, "total_ms": 5.0}
+
+    _write_outputs(tmp_path / "good", truth, perfect, report=one_deadline_missed)
     _write_outputs(tmp_path / "bad", truth, wrong_class_when_shifted_and_drops)
     report = score_bags([("good", str(tmp_path / "good")), ("bad", str(tmp_path / "bad"))], str(tmp_path / "flight"),
                         tmp_path / "s.json", tmp_path / "s.png")
@@ -171,7 +182,12 @@ def test_score_matches_by_stamp_per_segment_and_run(tmp_path):
     assert len(report["series"]["map50"]["good"]) == 20
     assert json.loads((tmp_path / "s.json").read_text())["runs"]["bad"]["groups"]["all"]["dropped"] == 4
     assert (tmp_path / "s.png").stat().st_size > 10_000
-    assert "mAP shifted" in format_tables(report)
+    assert good["groups"]["all"]["deadline_met_frames"] == 19 and good["groups"]["all"]["deadline_reports"] == 20
+    assert bad["groups"]["all"]["deadline_reports"] == 0 and bad["groups"]["all"]["deadline_met"] is None
+    table = format_tables(report)
+    assert "mAP shifted" in table
+    good_row = next(line for line in table.splitlines() if line.startswith("good "))
+    assert "19/20" in good_row.split()  # counted, not a percentage that rounds 95% or 99.8% away
 
 
 def test_score_without_sent_log_scores_every_ground_truth_frame(tmp_path):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import re
+from pathlib import Path
 
 import torch
 
@@ -34,3 +37,22 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that host clocks measure what the GPU really spent."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for the machine line of measurements."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: torch.device) -> str:
+    """Which machine measured: results are compared within one machine (kernels round differently)."""
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, " \
+           f"torch {torch.__version__}"

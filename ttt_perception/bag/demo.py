@@ -83,6 +83,7 @@ def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Pat
 
 
 def main(args) -> int:
+    from ..devices import cpu_model
     from ..ros.parameters import profile_path, read_parameters_file
     from .flight import make_flight
     from .score import format_tables, score_bags
@@ -104,6 +105,9 @@ def main(args) -> int:
     info = make_flight(flight, schedule=args.schedule, rate_hz=args.rate, seed=args.seed)
     print(f"flight: {info.frames_per_camera} frames at {args.rate:g} Hz ({info.duration_s:.0f} s), "
           f"segments {', '.join(info.segments)}; ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}")
+    threads = "the node's default" if args.torch_threads is None else args.torch_threads
+    machine = f"CPU {cpu_model()}, {os.cpu_count()} cores; node: model.device {args.device}, model.threads {threads}"
+    print(f"machine: {machine}")
     parameters = {**DEMO_PARAMETERS, "cameras": ["camera"], "model.path": args.model, "model.device": args.device,
                   "deadline.budget_ms": float(args.budget_ms)}
     runs = []
@@ -119,7 +123,8 @@ def main(args) -> int:
                  out_dir / f"node_{label}.log", torch_threads=args.torch_threads)
         runs.append((label, str(out_dir / f"run_{label}")))
     report = score_bags(runs, str(flight), out_dir / "score.json", out_dir / "quality_over_time.png",
-                        title=f"{info.frames_per_camera} frames at {args.rate:g} Hz, budget {args.budget_ms:g} ms")
+                        title=f"{info.frames_per_camera} frames at {args.rate:g} Hz, budget {args.budget_ms:g} ms",
+                        context={"machine": machine, "budget_ms": float(args.budget_ms)})
     print()
     print(format_tables(report))
     print()

@@ -10,8 +10,9 @@ and over all frames, for each run:
   counted as frames with no detections (what a consumer of the stream sees);
 * ``accuracy``: class accuracy of predicted boxes matched to a true box at IoU >= 0.5;
 * ``frames``, ``answered``, ``dropped`` (offered but not answered);
-* ``deadline_met`` (fraction), ``mean_steps``, ``latency_ms`` (the node's own time from arrival to
-  result, mean and p95) and ``e2e_ms`` (from publishing the image to recording the detections).
+* ``deadline_met`` (fraction; ``deadline_met_frames`` of ``deadline_reports`` as counts),
+  ``mean_steps``, ``latency_ms`` (the node's own time from arrival to result, mean and p95) and
+  ``e2e_ms`` (from publishing the image to recording the detections).
 
 The JSON holds all of it, the node's own counters from ``/diagnostics`` and the series of the plot:
 windowed mAP@0.5 over time, one line per run, the severity on a second axis.
@@ -237,6 +238,7 @@ def group_metrics(frames: Sequence[ground_truth.GroundTruthFrame], run: Run, voc
         "map50_stream": _quality(frames, answers, vocabulary) if frames else None,
         "accuracy": correct / matched if matched else None, "matched_boxes": matched,
         "deadline_met": float(np.mean(deadline)) if deadline else None,
+        "deadline_met_frames": sum(deadline), "deadline_reports": len(deadline),
         "mean_steps": _mean(steps),
         "latency_ms": {"mean": _mean(node_ms), "p95": _percentile(node_ms, 95)},
         "e2e_ms": {"mean": _mean(e2e), "p95": _percentile(e2e, 95)},
@@ -316,11 +318,16 @@ def quality_series(truth, runs, vocabulary, window_frames: int | None = None) ->
 def _cell(value, kind: str = "f") -> str:
     if value is None:
         return "-"
-    if kind == "%":
-        return f"{100 * value:.0f}%"
     if kind == "ms":
         return f"{value:.0f}"
     return f"{value:.3f}"
+
+
+def _deadline_cell(group: dict) -> str:
+    """Frames that met their deadline out of those reported, as counts: a percentage rounds 599/600 up to 100%."""
+    if not group.get("deadline_reports"):
+        return "-"
+    return f"{group['deadline_met_frames']}/{group['deadline_reports']}"
 
 
 def format_tables(report: dict) -> str:
@@ -334,7 +341,7 @@ def format_tables(report: dict) -> str:
         e2e = g["all"]["e2e_ms"]
         rows.append([label, run["mode"] or "-", _cell(g["clear"]["map50"]), _cell(g["shifted"]["map50"]),
                      _cell(g["shifted"]["accuracy"]), f"{g['all']['answered']}/{g['all']['frames']}",
-                     _cell(g["all"]["deadline_met"], "%"), _cell(g["all"]["mean_steps"]),
+                     _deadline_cell(g["all"]), _cell(g["all"]["mean_steps"]),
                      f"{_cell(latency['mean'], 'ms')}/{_cell(latency['p95'], 'ms')}",
                      f"{_cell(e2e['mean'], 'ms')}/{_cell(e2e['p95'], 'ms')}"])
     text = [_table(header, rows), "", "mAP@0.5 per segment (answered frames)"]
@@ -390,8 +397,10 @@ def plot(report: dict, path, title: str = "") -> Path:
 
 
 def score_bags(run_bags: Sequence[tuple[str | None, str]], ground_truth_bag: str | None = None,
-               json_path=None, png_path=None, window_frames: int | None = None, title: str = "") -> dict:
-    """Read, score, write JSON and PNG; ``run_bags`` is a list of (label or None, output bag)."""
+               json_path=None, png_path=None, window_frames: int | None = None, title: str = "",
+               context: dict | None = None) -> dict:
+    """Read, score, write JSON and PNG; ``run_bags`` is a list of (label or None, output bag);
+    ``context``: what the JSON should say about how the runs were made (the demo: machine, budget)."""
     runs = [read_run(path, label) for label, path in run_bags]
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
@@ -401,6 +410,7 @@ def score_bags(run_bags: Sequence[tuple[str | None, str]], ground_truth_bag: str
         raise ValueError("no ground truth: pass --ground-truth (the flight bag)")
     report = score_runs(read_ground_truth(source), runs, window_frames)
     report["ground_truth"] = str(source)
+    report.update(context or {})
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(report, indent=1))

@@ -8,7 +8,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..devices import resolve_device, synchronize
+from ..devices import machine_description, resolve_device, synchronize
 
 _LOG = logging.getLogger(__name__)
 
@@ -27,23 +26,6 @@ def results_dir() -> Path:
     path = Path(os.environ.get("TTT_PERCEPTION_RESULTS", "results"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU {_cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, " \
-           f"torch {torch.__version__}"
 
 
 def write_json(name: str, payload: dict) -> Path:
