@@ -109,5 +109,23 @@ def test_upper_bound_with_the_lower_one_opens_only_between_them(detector, clean_
     level = between.source_level("cam")
     below = TestTimeAdapter(detector, AdaptationConfig(**{**ALWAYS_OPEN, "max_ssl_loss": level / 2}), "cpu")
     assert _reasons(below, noisy[:12]) == ["low_loss"] * 9 + ["high_loss"] * 3
-    with pytest.raises(ValueError, match="max_ssl_loss"):
-        AdaptationConfig(max_ssl_loss=-1.0).validated()
+    for bad in (-0.5, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="max_ssl_loss"):
+            AdaptationConfig(max_ssl_loss=bad).validated()
+
+
+def test_upper_bound_auto_is_the_tasks(detector, clean_frames, monkeypatch):
+    """-1 takes the bound chosen for the model's task (the detector's: none, val tune19); a task whose
+    bound is below the clean level stops its steps once the level is known; 0 is no bound of its own."""
+    import ttt_perception.adapter as adapter_module
+    from ttt_perception.choices import TASK_DEFAULTS
+
+    auto = {**ALWAYS_OPEN, "min_ssl_loss": 0.0, "max_ssl_loss": -1.0}
+    assert TestTimeAdapter(detector, AdaptationConfig(**auto), "cpu").effective_config.max_ssl_loss == \
+        TASK_DEFAULTS["detector"]["max_ssl_loss"]
+    low = {**TASK_DEFAULTS, "detector": {**TASK_DEFAULTS["detector"], "max_ssl_loss": 0.01}}
+    monkeypatch.setattr(adapter_module, "TASK_DEFAULTS", low)
+    adapter = TestTimeAdapter(detector, AdaptationConfig(**auto), "cpu")
+    assert _reasons(adapter, clean_frames[:12]) == ["done"] * 9 + ["high_loss"] * 3
+    adapter.update_config(max_ssl_loss=0.0)  # explicit: no upper bound, whatever the task's
+    assert _reasons(adapter, clean_frames[12:14]) == ["done"] * 2

@@ -37,7 +37,7 @@ def test_config_lists_every_parameter_with_its_default():
 def test_noisy_camera_profile_is_valid():
     values = P.read_parameters_file(P.profile_path("noisy_camera"))
     assert values == {"adaptation.mode": "online", "adaptation.parameters": "stem", "adaptation.learning_rate": 0.01,
-                      "adaptation.min_ssl_loss_ratio": 5.0}
+                      "adaptation.min_ssl_loss_ratio": 5.0, "adaptation.max_ssl_loss": 2.25}
     assert P.validate({**P.defaults(), **values}) == []
 
 

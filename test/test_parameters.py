@@ -8,7 +8,7 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from ttt_perception.adapter import AdaptationConfig
-from ttt_perception.choices import ADAPTATION_DEFAULTS, NODE_BUDGET_MS
+from ttt_perception.choices import ADAPTATION_DEFAULTS, NODE_BUDGET_MS, TASK_DEFAULTS
 from ttt_perception.ros import parameters as P
 
 
@@ -51,6 +51,8 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("adaptation.batch_size", -1, "[0, 256]"),
         ("adaptation.momentum", -0.5, "or -1 for the model's task's"),
         ("adaptation.momentum", 1.0, "[-1, 0.99]"),
+        ("adaptation.max_ssl_loss", -0.5, "or -1 for the model's task's"),
+        ("adaptation.max_ssl_loss", -2.0, "[-1, 100]"),
         ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),
         ("deadline.budget_ms", -1.0, "[0, 60000]"),
         ("deadline.policy", "maybe", "truncate, skip"),
@@ -208,3 +210,15 @@ def test_adapter_settings_are_fields_of_the_core_config_and_valid_there():
     assert set(settings) <= fields
     config = dataclasses.replace(AdaptationConfig(), **settings).validated()
     assert config.mode == "online" and config.budget_ms == 100.0
+
+
+def test_configure_log_names_what_each_auto_value_stands_for():
+    from ttt_perception.ros.node import auto_values_text
+
+    given = AdaptationConfig(learning_rate=0.01)  # explicit: not named; the other per-task ones are auto
+    text = auto_values_text(given, given.resolved_for("detector"))
+    assert "learning_rate" not in text
+    for field, value in TASK_DEFAULTS["detector"].items():
+        if field != "learning_rate":
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            assert f"{field} {shown} (auto)" in text, field

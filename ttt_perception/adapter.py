@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from .choices import ADAPTATION_DEFAULTS as DEFAULT
 from .choices import (
-    AUTO_MOMENTUM,
     AUTO_VALUES,
     CONFIDENCE_FALLBACKS,
     GATE_OFF,
@@ -115,8 +114,9 @@ class AdaptationConfig:
              f"learning_rate must be in [0, 1] (0: the model's task's rate), got {self.learning_rate}"),
             (self.confidence_fallback in CONFIDENCE_FALLBACKS,
              f"confidence_fallback must be one of {CONFIDENCE_FALLBACKS}, got {self.confidence_fallback!r}"),
-            (self.momentum == AUTO_MOMENTUM or (math.isfinite(self.momentum) and 0 <= self.momentum < 1),
-             f"momentum must be in [0, 1), or {AUTO_MOMENTUM:g} for the model's task's, got {self.momentum}"),
+            (self.momentum == AUTO_VALUES["momentum"] or (math.isfinite(self.momentum) and 0 <= self.momentum < 1),
+             f"momentum must be in [0, 1), or {AUTO_VALUES['momentum']:g} for the model's task's, "
+             f"got {self.momentum}"),
             (0 <= self.max_steps <= 100, f"max_steps must be in 0..100, got {self.max_steps}"),
             (0 <= self.batch_size <= 256,
              f"batch_size must be in 1..256 (0: the model's task's), got {self.batch_size}"),
@@ -129,8 +129,10 @@ class AdaptationConfig:
              f"min_ssl_loss must be a finite value >= 0, got {self.min_ssl_loss}"),
             (math.isfinite(self.min_ssl_loss_ratio) and self.min_ssl_loss_ratio >= 0,
              f"min_ssl_loss_ratio must be a finite value >= 0, got {self.min_ssl_loss_ratio}"),
-            (math.isfinite(self.max_ssl_loss) and self.max_ssl_loss >= 0,
-             f"max_ssl_loss must be a finite value >= 0, got {self.max_ssl_loss}"),
+            (self.max_ssl_loss == AUTO_VALUES["max_ssl_loss"] or
+             (math.isfinite(self.max_ssl_loss) and self.max_ssl_loss >= 0),
+             f"max_ssl_loss must be a finite value >= 0, or {AUTO_VALUES['max_ssl_loss']:g} for the model's "
+             f"task's, got {self.max_ssl_loss}"),
             (math.isfinite(self.confidence_margin) and 0 <= self.confidence_margin <= 1,
              f"confidence_margin must be in [0, 1], got {self.confidence_margin}"),
         ]
@@ -542,11 +544,11 @@ class TestTimeAdapter:
 
     def _gate_measures(self) -> bool:
         """Whether the shift gate has a bound to check (and so measures the source loss of each frame)."""
-        return self._gate_threshold() > 0 or self._config.max_ssl_loss > 0
+        return self._gate_threshold() > 0 or self._effective.max_ssl_loss > 0
 
     def _gate_limit_note(self, reason: str) -> str:
         if reason == "high_loss":
-            return f"above the gate's upper bound ({self._config.max_ssl_loss:g})"
+            return f"above the gate's upper bound ({self._effective.max_ssl_loss:g})"
         return f"below the gate ({self._gate_threshold():g})"
 
     def _gate_closed(self, x: torch.Tensor, state: StreamState) -> str:
@@ -559,7 +561,7 @@ class TestTimeAdapter:
         """
         if not self._gate_measures():
             return ""
-        threshold, ceiling = self._gate_threshold(), self._config.max_ssl_loss
+        threshold, ceiling = self._gate_threshold(), self._effective.max_ssl_loss
         began = self.clock()
         rotated, labels = plain_rotations(x)
         with torch.no_grad():

@@ -32,6 +32,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
+from ..choices import AUTO_VALUES
 from . import parameters as params
 from .camera_stats import ERROR, OK, WARN, CameraStats
 from .debug_image import draw_detections
@@ -233,7 +234,7 @@ class TTTPerceptionNode(LifecycleNode):
         self.get_logger().info(
             f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
             f"({threads} torch threads), "
-            f"mode {config.mode}, {_auto_values(config, self._adapter.effective_config)}inputs {inputs} "
+            f"mode {config.mode}, {auto_values_text(config, self._adapter.effective_config)}inputs {inputs} "
             f"(QoS {values['input.qos']})")
 
     def _apply_threads(self, torch, threads: int) -> int:
@@ -500,10 +501,14 @@ class TTTPerceptionNode(LifecycleNode):
         return bool(self.value("autostart"))
 
 
-def _auto_values(given, effective) -> str:
+def auto_values_text(given, effective) -> str:
     """What the "auto" adaptation values stand for with the loaded model, for the configure log."""
-    return "".join(f"{field} {getattr(effective, field)} (auto), " for field in ("learning_rate", "confidence_fallback")
-                   if getattr(given, field) != getattr(effective, field))
+    parts = []
+    for field, auto in AUTO_VALUES.items():
+        if getattr(given, field) == auto:
+            value = getattr(effective, field)
+            parts.append(f"{field} {value:g} (auto), " if isinstance(value, float) else f"{field} {value} (auto), ")
+    return "".join(parts)
 
 
 def main(args=None) -> None:

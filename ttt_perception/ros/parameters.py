@@ -28,7 +28,7 @@ from typing import Any
 
 from ..choices import ADAPTATION_DEFAULTS as DEFAULT
 from ..choices import (
-    AUTO_MOMENTUM,
+    AUTO_BELOW_RANGE,
     AUTO_VALUES,
     CONFIDENCE_FALLBACKS,
     MODES,
@@ -144,7 +144,8 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "The gate's upper bound: no steps while the camera's recent source rotation loss is above "
                   "this (far above chance, ln 4 = 1.39, the rotation head is confidently wrong: the shift has an "
                   "orientation cue of its own, such as motion blur's streaks, and steps would learn it); 0: no "
-                  "upper bound.", LIVE, low=0.0, high=100.0, adapter_field="max_ssl_loss"),
+                  "upper bound; -1: the bound chosen on val for the model's task "
+                  f"({_BY_TASK['max_ssl_loss']}).", LIVE, low=-1.0, high=100.0, adapter_field="max_ssl_loss"),
     ParameterSpec("adaptation.adapt_after_publish", DEFAULT["adapt_after_publish"],
                   "Online mode: publish the prediction first, then adapt on the frame in the idle time "
                   "before the next frame is due (the deadline then bounds only the prediction). Reset "
@@ -220,8 +221,9 @@ def _check_value(spec: ParameterSpec, value: Any) -> str | None:
         return f"{name} must be finite, got {value!r}"
     if spec.low is not None and value < spec.low or spec.high is not None and value > spec.high:
         return f"{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}"
-    if name == "adaptation.momentum" and value < 0 and value != AUTO_MOMENTUM:
-        return f"{name} must be in [0, {spec.high:g}], or {AUTO_MOMENTUM:g} for the model's task's, got {value!r}"
+    if spec.adapter_field in AUTO_BELOW_RANGE and value < 0 and value != AUTO_VALUES[spec.adapter_field]:
+        auto = AUTO_VALUES[spec.adapter_field]
+        return f"{name} must be in [0, {spec.high:g}], or {auto:g} for the model's task's, got {value!r}"
     return None
 
 
