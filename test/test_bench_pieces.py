@@ -166,12 +166,14 @@ def test_pearson():
 
 def test_score_stream_classification_error_and_detection_map():
     model = tiny_classifier()
-    data = make_classification_frames("val", 5, size=16, seed=0)
+    data = make_classification_frames("val", 20, size=16, seed=0)
     adapter = private_adapter(model, AdaptationConfig(mode="off"), "cpu")
     out = score_stream(adapter, data.images, data.labels, "classifier", "s")
     expected = [int(np.argmax(adapter.process(img).class_probs) != lab) for img, lab in zip(data.images, data.labels)]
     assert out["wrong"] == expected
     assert out["error"] == pytest.approx(100.0 * np.mean(expected))
+    assert out["error_first_tenth"] == pytest.approx(100.0 * np.mean(expected[:2]))  # 20 frames: tenths of 2
+    assert out["error_last_tenth"] == pytest.approx(100.0 * np.mean(expected[-2:]))
 
     detector = tiny_detector()
     det = make_detection_frames("val", 2, size=32, seed=0)
@@ -239,6 +241,16 @@ def test_render_results_names_command_machine_and_targets():
     assert "| off | 10.0 | 50.0 |" in text
     assert "results/accuracy_quick_test.png" in text
     assert "No results yet" in render_results({})
+    assert "along the streams" not in text  # the run did not measure it
+
+
+def test_render_results_shows_the_error_along_the_streams_when_measured():
+    payload = _accuracy_payload()
+    payload["summary"]["classifier"]["off"].update(error_first_tenth_by_severity={"5": 55.0},
+                                                   error_last_tenth_by_severity={"5": 45.0})
+    text = render_results({"accuracy_quick_test": payload})
+    assert "Mean error along the streams at severity 5" in text
+    assert "| off | 55.0 | 45.0 | 50.0 |" in text
 
 
 def test_report_command_rewrites_only_the_section(tmp_path):

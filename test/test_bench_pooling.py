@@ -48,11 +48,24 @@ def test_pooled_means_and_spreads_are_those_of_each_seeds_numbers():
     summary = summarise(block, "classifier", [5])[DEFAULTS]
     assert summary["mean_by_severity"]["5"] == pytest.approx(42.0 + 8.0)  # sets 1..15 add 1..15: 8 on average
     assert summary["spread_by_severity"]["5"] == pytest.approx(np.std([40.0, 42.0, 44.0]))  # of the seeds' means
+    assert "error_last_tenth_by_severity" not in summary  # runs that did not measure it
     assert [p["command"] for p in pooled["pooled_from"]] == ["run seed 0", "run seed 1", "run seed 2"]
     # a pooled result pools again with a further seed
     again = pool({"pooled.json": pooled, "seed3.json": _one_seed_run(3, {OFF: 53.0, DEFAULTS: 46.0}, "s3")}, "x")
     assert again["tasks"]["classifier"]["seeds"] == [0, 1, 2, 3]
     assert again["tasks"]["classifier"]["results"][OFF]["clean"]["error"] == pytest.approx(51.5)
+
+
+def test_summary_gives_the_error_in_the_first_and_last_tenth_of_the_streams_when_measured():
+    run = _one_seed_run(0, {OFF: 50.0, DEFAULTS: 40.0}, "run")
+    block = run["tasks"]["classifier"]
+    for i, record in enumerate(block["results"][DEFAULTS].values()):
+        record.update(error_first_tenth=45.0 + i, error_last_tenth=30.0 + i)
+    block["by_seed"] = {name: {"0": per_set} for name, per_set in block["results"].items()}
+    summary = summarise(block, "classifier", [5])
+    assert summary[DEFAULTS]["error_first_tenth_by_severity"]["5"] == pytest.approx(45.0 + 8.0)  # sets 1..15
+    assert summary[DEFAULTS]["error_last_tenth_by_severity"]["5"] == pytest.approx(30.0 + 8.0)
+    assert "error_first_tenth_by_severity" not in summary[OFF]
 
 
 @pytest.mark.parametrize("change, message", [

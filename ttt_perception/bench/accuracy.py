@@ -52,6 +52,7 @@ from .evaluation import (
     standard_methods,
     truth_of,
 )
+from .report import STREAM_PART_HEADER, stream_part_rows
 
 _LOG = logging.getLogger(__name__)
 PROFILES = {
@@ -67,6 +68,7 @@ METHOD_KEYS = {"off": JOINT, "tent": TENT, "features": FEATURES, "reset": TTT_RE
                "defaults": TTT_DEFAULTS, "source-only": SOURCE_ONLY}
 # what must match for ``--update`` to put new methods' numbers beside a file's others
 PROTOCOL_KEYS = ("frames_per_set", "seeds", "reset_frames")
+STREAM_PARTS = ("error_first_tenth", "error_last_tenth")  # per classification stream (score_stream)
 
 
 def parse_methods(text: str | None) -> set[str] | None:
@@ -187,6 +189,10 @@ def summarise(task_payload: dict, task: str, severities) -> dict:
             "ms_per_frame": float(np.mean([r["ms_per_frame"] for r in per_set.values()])),
             "mean_steps": float(np.mean([r["mean_steps"] for r in per_set.values()])),
         }
+        for part in STREAM_PARTS:  # classification: the error in the first and the last tenth of each stream
+            if all(part in r for r in per_set.values()):
+                summary[name][f"{part}_by_severity"] = {str(s): mean_quality(per_set, task, s, key=part)
+                                                        for s in severities}
     return summary
 
 
@@ -336,6 +342,14 @@ def main(args) -> int:
     return 0
 
 
+def print_stream_parts(summary: dict, task: str, severity: int) -> None:
+    """Classification: how far an online method's gain builds up along a stream."""
+    rows = stream_part_rows(summary, severity)
+    if rows:
+        print(f"\n{task}: mean error % along the streams at severity {severity}")
+        print(format_table(STREAM_PART_HEADER, rows))
+
+
 def finish(payload: dict, name: str) -> None:
     """Summary, targets, plot and tables of an accuracy payload; writes results/NAME.json and .png."""
     severities = payload["severities"]
@@ -359,6 +373,7 @@ def finish(payload: dict, name: str) -> None:
                           for c in CORRUPTIONS]
         print(f"\n{task}: {key} % per corruption at severity {max(severities)}")
         print(format_table(["corruption"] + list(summary), per_corruption))
+        print_stream_parts(summary, task, max(severities))
     payload["targets"] = targets_for(payload, 5 if 5 in severities else max(severities))
     if payload["split"] != "test":
         for t in payload["targets"]:

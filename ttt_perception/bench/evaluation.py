@@ -161,6 +161,10 @@ def score_stream(adapter: TestTimeAdapter, images: np.ndarray, truth, task: str,
         out["error"] = 100.0 * wrong / max(len(images), 1)
         out["nll"] = nll / max(len(images), 1)  # mean cross-entropy of the true class: a smoother quality
         out["wrong"] = per_frame
+        # where in the stream the errors fall: TTT-Online's gain builds up over a stream (Sun et al. 2020)
+        tenth = max(len(per_frame) // 10, 1)
+        out["error_first_tenth"] = 100.0 * float(np.mean(per_frame[:tenth])) if per_frame else float("nan")
+        out["error_last_tenth"] = 100.0 * float(np.mean(per_frame[-tenth:])) if per_frame else float("nan")
     else:
         boxes, labels = truth
         out["mAP"] = 100.0 * mean_average_precision(pred_boxes, pred_scores, pred_labels, boxes, labels,
@@ -226,8 +230,10 @@ def run_jobs(work: list[tuple], jobs: int, device: torch.device, desc: str) -> l
     return [_evaluate_job(job) for job in tqdm(work, desc=desc, unit="method")]
 
 
-def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions=CORRUPTIONS) -> float:
-    key = quality_name(task)
+def mean_quality(per_set: dict[str, dict], task: str, severity: int, corruptions=CORRUPTIONS,
+                 key: str | None = None) -> float:
+    """The mean over the corruptions of the task's quality (or of ``key``) at one severity."""
+    key = key or quality_name(task)
     return float(np.mean([per_set[set_key(c, severity)][key] for c in corruptions]))
 
 

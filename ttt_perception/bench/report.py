@@ -66,6 +66,17 @@ def _with_spread(value: float, spread: float | None) -> str:
     return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
 
 
+STREAM_PART_HEADER = ["method", "first tenth", "last tenth", "whole stream"]
+
+
+def stream_part_rows(summary: dict, severity: int) -> list[list]:
+    """Per method that measured it (classification): the mean error over the corruptions in the first and the
+    last tenth of the streams and over the whole streams, at ``severity``."""
+    s = str(severity)
+    return [[n, m["error_first_tenth_by_severity"][s], m["error_last_tenth_by_severity"][s], m["mean_by_severity"][s]]
+            for n, m in summary.items() if "error_last_tenth_by_severity" in m]
+
+
 def render_accuracy(name: str, payload: dict) -> list[str]:
     out = [f"### Accuracy under corruption: `{name}.json`", "", _provenance(payload), ""]
     severities = payload["severities"]
@@ -95,6 +106,12 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
                             [[c] + [block["results"][m][f"{c}/{top}"][key] for m in methods]
                              for c in payload["corruptions"]]))
         out.append("")
+        along = stream_part_rows(summary, top)
+        if along:
+            out.append(f"Mean error along the streams at severity {top} (first and last tenth of each stream):")
+            out.append("")
+            out.append(md_table(STREAM_PART_HEADER, along))
+            out.append("")
         for label, choice in (("Tent's", block.get("tent_lr")), ("Feature alignment's", block.get("features_lr"))):
             if choice:
                 val = ", ".join(f"{lr}: {v:.1f}" for lr, v in choice.get("val", {}).items()) or "none"
