@@ -108,7 +108,8 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
         out.append("")
         along = stream_part_rows(summary, top)
         if along:
-            out.append(f"Mean error along the streams at severity {top} (first and last tenth of each stream):")
+            out.append(f"Mean error along the streams at severity {top} (the first and the last tenth of the "
+                       f"frames each method scores; a \"first N\" row's are those of its N frames):")
             out.append("")
             out.append(md_table(STREAM_PART_HEADER, along))
             out.append("")
