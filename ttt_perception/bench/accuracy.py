@@ -52,7 +52,7 @@ from .evaluation import (
     standard_methods,
     truth_of,
 )
-from .report import STREAM_PART_HEADER, stream_part_rows
+from .report import STREAM_PART_HEADER, STREAM_PARTS, stream_part_rows
 
 _LOG = logging.getLogger(__name__)
 PROFILES = {
@@ -68,7 +68,6 @@ METHOD_KEYS = {"off": JOINT, "tent": TENT, "features": FEATURES, "reset": TTT_RE
                "defaults": TTT_DEFAULTS, "source-only": SOURCE_ONLY}
 # what must match for ``--update`` to put new methods' numbers beside a file's others
 PROTOCOL_KEYS = ("frames_per_set", "seeds", "reset_frames")
-STREAM_PARTS = ("error_first_tenth", "error_last_tenth")  # per classification stream (score_stream)
 
 
 def parse_methods(text: str | None) -> set[str] | None:

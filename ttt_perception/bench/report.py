@@ -66,15 +66,17 @@ def _with_spread(value: float, spread: float | None) -> str:
     return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
 
 
+# per classification stream (``evaluation.score_stream``); the summary keeps each as "<part>_by_severity"
+STREAM_PARTS = ("error_first_tenth", "error_last_tenth")
 STREAM_PART_HEADER = ["method", "first tenth", "last tenth", "whole stream"]
 
 
 def stream_part_rows(summary: dict, severity: int) -> list[list]:
     """Per method that measured it (classification): the mean error over the corruptions in the first and the
     last tenth of the streams and over the whole streams, at ``severity``."""
-    s = str(severity)
-    return [[n, m["error_first_tenth_by_severity"][s], m["error_last_tenth_by_severity"][s], m["mean_by_severity"][s]]
-            for n, m in summary.items() if "error_last_tenth_by_severity" in m]
+    s, keys = str(severity), [f"{part}_by_severity" for part in STREAM_PARTS]
+    return [[n, *(m[k][s] for k in keys), m["mean_by_severity"][s]]
+            for n, m in summary.items() if all(k in m for k in keys)]
 
 
 def render_accuracy(name: str, payload: dict) -> list[str]:
