@@ -1,4 +1,5 @@
-"""The documentation's links: every relative link names a file that exists, and a heading in it."""
+"""The documentation's links: every relative link names a file that exists, and a heading in it; every
+docs page the code names (help texts, log lines, comments) exists."""
 
 import re
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+DOCS_PAGE = re.compile(r"docs/[\w.-]+\.md")
 
 
 def _anchor(heading: str) -> str:
@@ -39,3 +41,11 @@ def test_the_anchor_rule_matches_github():
         "the-noisy-camera-profile-ttt_perceptionprofilesnoisy_camerayaml"
     assert _anchor(" Quick start (a fresh machine with Python 3.10+)") == \
         "quick-start-a-fresh-machine-with-python-310"
+
+
+def test_docs_pages_named_in_the_code_exist():
+    sources = [*sorted((REPO / "ttt_perception").rglob("*.py")), *sorted((REPO / "test").glob("*.py")),
+               *sorted((REPO / "launch").glob("*.py")), REPO / "Makefile", REPO / "config" / "ttt_perception.yaml"]
+    missing = sorted({f"{source.relative_to(REPO)}: {name}" for source in sources
+                      for name in DOCS_PAGE.findall(source.read_text()) if not (REPO / name).is_file()})
+    assert missing == []

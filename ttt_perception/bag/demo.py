@@ -48,7 +48,7 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the flight's frames and corruptions")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="node parameter model.threads; default: the node's own default, as ros2 launch "
-                             "starts it (1 thread; see docs/parameters.md)")
+                             "starts it (1 thread; see docs/node.md)")
     parser.set_defaults(run=main)
 
 
