@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from adapter_helpers import UNGATED, FakeClock
-from ttt_perception.adapter import PAPER_ONLINE, AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import PAPER_ONLINE, AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.choices import TASK_DEFAULTS
 from ttt_perception.data import make_classification_frames
 from ttt_perception.deadline import DurationEstimator
@@ -212,13 +213,13 @@ def test_auto_values_take_the_models_task_choice_and_follow_live_changes(classif
 
 
 def test_momentum_and_copies_auto_are_the_tasks_and_zero_momentum_is_a_momentum_of_its_own(classifier, monkeypatch):
-    import ttt_perception.adapter as adapter_module
+    import ttt_perception.adaptation_config as config_module
 
     detector = build_model(ModelConfig(task="detector", input_size=32, width=8, groups=4))
     # both packaged tasks step without momentum (val: tune16, tune17); a task whose choice differs
     # shows that -1 takes the task's value and 0 is a momentum of its own
     by_task = {**TASK_DEFAULTS, "classifier": {**TASK_DEFAULTS["classifier"], "momentum": 0.5}}
-    monkeypatch.setattr(adapter_module, "TASK_DEFAULTS", by_task)
+    monkeypatch.setattr(config_module, "TASK_DEFAULTS", by_task)
     for model in (classifier, detector):
         chosen = by_task[model.config.task]["momentum"]
         adapter = TestTimeAdapter(model, AdaptationConfig(), "cpu")

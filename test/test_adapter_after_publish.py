@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from adapter_helpers import UNGATED, FakeClock
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.data import make_classification_frames
 from ttt_perception.model import ModelConfig, build_model
 from ttt_perception.training import source_statistics

@@ -3,7 +3,8 @@
 import itertools
 
 from adapter_helpers import UNGATED
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.default_models import RECIPES
 from ttt_perception.model import build_model
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.choices import GATE_OFF
 from ttt_perception.data import make_classification_frames, make_detection_frames
 from ttt_perception.detection import decode_detections

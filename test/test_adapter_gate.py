@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.corruptions import corrupt_batch
 from ttt_perception.data import make_detection_frames
 from ttt_perception.default_models import load_default_model
@@ -117,14 +118,14 @@ def test_upper_bound_with_the_lower_one_opens_only_between_them(detector, clean_
 def test_upper_bound_auto_is_the_tasks(detector, clean_frames, monkeypatch):
     """-1 takes the bound chosen for the model's task (the detector's: none, val tune19); a task whose
     bound is below the clean level stops its steps once the level is known; 0 is no bound of its own."""
-    import ttt_perception.adapter as adapter_module
+    import ttt_perception.adaptation_config as config_module
     from ttt_perception.choices import TASK_DEFAULTS
 
     auto = {**ALWAYS_OPEN, "min_ssl_loss": 0.0, "max_ssl_loss": -1.0}
     assert TestTimeAdapter(detector, AdaptationConfig(**auto), "cpu").effective_config.max_ssl_loss == \
         TASK_DEFAULTS["detector"]["max_ssl_loss"]
     low = {**TASK_DEFAULTS, "detector": {**TASK_DEFAULTS["detector"], "max_ssl_loss": 0.01}}
-    monkeypatch.setattr(adapter_module, "TASK_DEFAULTS", low)
+    monkeypatch.setattr(config_module, "TASK_DEFAULTS", low)
     adapter = TestTimeAdapter(detector, AdaptationConfig(**auto), "cpu")
     assert _reasons(adapter, clean_frames[:12]) == ["done"] * 9 + ["high_loss"] * 3
     adapter.update_config(max_ssl_loss=0.0)  # explicit: no upper bound, whatever the task's

@@ -111,7 +111,7 @@ def test_choice_lists_are_written_only_in_the_choices_module():
 
 
 def test_adaptation_config_defaults_are_the_choices_modules():
-    from ttt_perception.adapter import AdaptationConfig
+    from ttt_perception.adaptation_config import AdaptationConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(AdaptationConfig)}
     assert fields == dict(choices.ADAPTATION_DEFAULTS)

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+from ttt_perception.adaptation_config import AdaptationConfig
+from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.bench.common import parse_severities
 from ttt_perception.bench.correlation import gradient_inner_product, pearson
 from ttt_perception.bench.evaluation import private_adapter, score_stream
@@ -407,7 +408,7 @@ def test_accuracy_targets_follow_the_issue():
 def test_the_baselines_run_without_the_shift_gate():
     """The paper's settings, Tent and feature alignment are compared as published: no gate, from frame one,
     and no confidence check."""
-    from ttt_perception.adapter import PAPER_ONLINE, PAPER_RESET
+    from ttt_perception.adaptation_config import PAPER_ONLINE, PAPER_RESET
     from ttt_perception.bench.evaluation import features_config, tent_config
 
     for config in (PAPER_RESET, PAPER_ONLINE, tent_config(1e-3), features_config(1e-3)):

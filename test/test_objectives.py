@@ -41,7 +41,8 @@ def test_parameter_sets():
 def test_stem_profile_adapts_only_the_stem():
     import numpy as np
 
-    from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+    from ttt_perception.adaptation_config import AdaptationConfig
+    from ttt_perception.adapter import TestTimeAdapter
 
     model = build_model(RECIPES["detector"].model)
     adapter = TestTimeAdapter(model, AdaptationConfig(parameters="stem", learning_rate=0.01), "cpu")

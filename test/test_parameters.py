@@ -7,7 +7,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from ttt_perception.adapter import AdaptationConfig
+from ttt_perception.adaptation_config import AdaptationConfig
 from ttt_perception.choices import ADAPTATION_DEFAULTS, NODE_BUDGET_MS, TASK_DEFAULTS
 from ttt_perception.ros import parameters as P
 
@@ -25,7 +25,7 @@ def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
 
 def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
     from ttt_perception import choices
-    from ttt_perception.adapter import AdaptationConfig
+    from ttt_perception.adaptation_config import AdaptationConfig
 
     by_field = {spec.adapter_field: spec for spec in P.SPECS if spec.adapter_field}
     assert by_field["mode"].choices == choices.MODES
@@ -203,7 +203,7 @@ def test_descriptor_ranges_are_what_validation_takes():
 def test_adapter_settings_are_fields_of_the_core_config_and_valid_there():
     import dataclasses
 
-    from ttt_perception.adapter import AdaptationConfig
+    from ttt_perception.adaptation_config import AdaptationConfig
 
     fields = {field.name for field in dataclasses.fields(AdaptationConfig)}
     settings = P.adapter_settings(P.defaults())

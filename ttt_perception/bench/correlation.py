@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
+from ..adaptation_config import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
 from ..corruptions import CORRUPTIONS
 from ..objectives import plain_rotations
 from ..training import main_loss, prepare_inputs

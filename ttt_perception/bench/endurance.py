@@ -423,7 +423,8 @@ def _non_finite_state() -> dict[str, Any]:
     """The adapter's guard: an online state holding a NaN weight is reset on the next frame."""
     import torch
 
-    from ..adapter import AdaptationConfig, TestTimeAdapter
+    from ..adaptation_config import AdaptationConfig
+    from ..adapter import TestTimeAdapter
     from ..data import make_detection_frames
     from ..default_models import load_default_model
 

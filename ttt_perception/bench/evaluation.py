@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..adaptation_config import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
+from ..adapter import TestTimeAdapter
 from ..choices import GATE_OFF
 from ..corruptions import CORRUPTIONS, corrupt_batch
 from ..data import make_classification_frames, make_detection_frames

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..adapter import PAPER_ONLINE, PAPER_RESET, AdaptationConfig, TestTimeAdapter
+from ..adaptation_config import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
+from ..adapter import TestTimeAdapter
 from ..choices import GATE_OFF, OBJECTIVES, STOP_REASONS
 from ..corruptions import CORRUPTIONS
 from .common import (

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..adapter import AdaptationConfig
+from ..adaptation_config import AdaptationConfig
 from ..corruptions import CORRUPTIONS
 from ..default_models import load_default_model
 from ..devices import resolve_device

@@ -151,7 +151,7 @@ class TTTPerceptionNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _adapter_config_errors(self, values) -> list[str]:
-        from ttt_perception.adapter import AdaptationConfig
+        from ttt_perception.adaptation_config import AdaptationConfig
 
         adapter = self._adapter
         base = adapter.config if adapter is not None else AdaptationConfig()
@@ -194,7 +194,8 @@ class TTTPerceptionNode(LifecycleNode):
             raise ValueError("; ".join(refused) + " (set a valid value with ros2 param set, then configure)")
         import torch
 
-        from ttt_perception.adapter import AdaptationConfig, TestTimeAdapter
+        from ttt_perception.adaptation_config import AdaptationConfig
+        from ttt_perception.adapter import TestTimeAdapter
         from ttt_perception.devices import resolve_device
         from ttt_perception.warm_start import warm_up
 
