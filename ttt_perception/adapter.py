@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .adaptation_config import AdaptationConfig
+from .adaptation_config import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
 from .deadline import DurationEstimator, FrameDeadline
 from .detection import Detections, decode_detections, frame_class_probs
 from .devices import resolve_device, synchronize
@@ -39,6 +39,10 @@ from .objectives import (
 from .preprocess import scale_to_image, to_model_input
 from .stream_state import StreamState
 from .uncertainty import summarise
+
+# What `from ttt_perception.adapter import ...` offers; the settings are defined in adaptation_config.
+__all__ = ["PAPER_ONLINE", "PAPER_RESET", "SHARED_STREAM", "AdaptationConfig", "FrameReport", "FrameResult",
+           "TestTimeAdapter"]
 
 SHARED_STREAM = "__shared__"
 
