@@ -243,6 +243,12 @@ def test_render_results_names_command_machine_and_targets():
     assert "results/accuracy_quick_test.png" in text
     assert "No results yet" in render_results({})
     assert "along the streams" not in text  # the run did not measure it
+    assert "Tent's learning rate" not in text  # nor Tent: its learning rate is not shown
+    payload = _accuracy_payload()
+    tent = "Tent (entropy, norm affine, online)"
+    payload["tasks"]["classifier"]["results"][tent] = payload["tasks"]["classifier"]["results"]["off"]
+    payload["summary"]["classifier"][tent] = payload["summary"]["classifier"]["off"]
+    assert "Tent's learning rate 0.001: val" in render_results({"accuracy_quick_test": payload})
 
 
 def test_render_results_shows_the_error_along_the_streams_when_measured():

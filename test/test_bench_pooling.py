@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ttt_perception.bench.accuracy import summarise
-from ttt_perception.bench.pooling import pool
+from ttt_perception.bench.pooling import join, pool
 from ttt_perception.bench.report import render_results
 from ttt_perception.cli import main
 from ttt_perception.corruptions import CORRUPTIONS
@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 OFF, DEFAULTS = "joint training (off)", "TTT online (node defaults)"
 
 
-def _one_seed_run(seed: int, errors: dict[str, float], command: str) -> dict:
-    sets = ["clean", *(f"{c}/5" for c in CORRUPTIONS)]
+def _one_seed_run(seed: int, errors: dict[str, float], command: str, corruptions=CORRUPTIONS) -> dict:
+    sets = ["clean", *(f"{c}/5" for c in corruptions)]
     results = {name: {s: {"error": e + i, "ms_per_frame": 1.0, "mean_steps": 0.0} for i, s in enumerate(sets)}
                for name, e in errors.items()}
     config = {"mode": "online", "learning_rate": 0.0}
@@ -31,7 +31,7 @@ def _one_seed_run(seed: int, errors: dict[str, float], command: str) -> dict:
              "methods": {name: {"config": config, "frames_per_set": 10} for name in errors},
              "results": results, "spread": {name: {} for name in errors}}
     return {"command": command, "profile": "full", "seed": 0, "machine": "CPU test", "created": f"day {seed}",
-            "split": "test", "severities": [5], "corruptions": list(CORRUPTIONS), "seeds": [seed],
+            "split": "test", "severities": [5], "corruptions": list(corruptions), "seeds": [seed],
             "tasks": {"classifier": block}, "summary": {}, "targets": []}
 
 
@@ -72,7 +72,6 @@ def test_summary_gives_the_error_in_the_first_and_last_tenth_of_the_streams_when
     (lambda run: run["tasks"]["classifier"].update(frames_per_set=20), "frames_per_set"),
     (lambda run: run.update(split="val"), "split"),
     (lambda run: run["tasks"]["classifier"]["methods"][DEFAULTS].update(config={"mode": "reset"}), "mode"),
-    (lambda run: run["tasks"]["classifier"].update(tent_lr={"chosen_lr": 0.01}), "tent_lr"),
     (lambda run: run["tasks"]["classifier"].update(seeds=[0]), r"seed\(s\) \['0'\]"),
     (lambda run: run["tasks"]["classifier"].update(seeds=[1, 2]), "without each seed's own numbers"),
 ])
@@ -84,6 +83,18 @@ def test_runs_that_did_not_measure_the_same_thing_are_refused(change, message):
         pool({"a.json": first, "b.json": copy.deepcopy(second)}, "x")
     with pytest.raises(SystemExit, match="at least two"):
         pool({"a.json": first}, "x")
+
+
+def test_a_baselines_learning_rate_must_agree_only_where_the_baseline_was_measured():
+    tent = "Tent (entropy, norm affine, online)"
+    for methods, refused in (({OFF: 50.0, DEFAULTS: 40.0}, False), ({OFF: 50.0, tent: 45.0}, True)):
+        first, second = _one_seed_run(0, methods, "a"), _one_seed_run(1, methods, "b")
+        second["tasks"]["classifier"]["tent_lr"] = {"chosen_lr": 0.01}
+        if refused:
+            with pytest.raises(SystemExit, match="tent_lr"):
+                pool({"a.json": first, "b.json": second}, "x")
+        else:
+            assert pool({"a.json": first, "b.json": second}, "x")["tasks"]["classifier"]["seeds"] == [0, 1]
 
 
 def test_seeds_run_apart_and_pooled_equal_one_parallel_run_over_both(tmp_path, monkeypatch):
@@ -121,3 +132,68 @@ def test_seeds_run_apart_and_pooled_equal_one_parallel_run_over_both(tmp_path, m
     assert heading not in text  # a run pooled into another file is shown as that file's provenance only
     assert f"Seeds [0] from `{results / 'accuracy_seed0.json'}`" in text
     assert f"Seeds [1] from `{results / 'accuracy_seed1.json'}`" in text
+
+
+def _part(corruptions, command: str) -> dict:
+    """Seed 0 of ``_one_seed_run`` restricted to ``corruptions`` (the same numbers set by set)."""
+    whole = _one_seed_run(0, {OFF: 50.0, DEFAULTS: 40.0}, command)
+    part = _one_seed_run(0, {OFF: 50.0, DEFAULTS: 40.0}, command, corruptions)
+    block = part["tasks"]["classifier"]
+    block["results"] = {name: {key: whole["tasks"]["classifier"]["results"][name][key] for key in per_set}
+                        for name, per_set in block["results"].items()}
+    return part
+
+
+def test_parts_over_disjoint_corruptions_join_into_the_run_over_all_of_them():
+    whole = _one_seed_run(0, {OFF: 50.0, DEFAULTS: 40.0}, "whole")
+    block = whole["tasks"]["classifier"]
+    block["by_seed"] = {name: {"0": per_set} for name, per_set in block["results"].items()}
+    first, second = _part(CORRUPTIONS[8:], "second half"), _part(CORRUPTIONS[:8], "first half")
+    joined = join({"accuracy_b.json": first, "accuracy_a.json": second}, "bench join-corruptions ...")
+    assert joined["corruptions"] == list(CORRUPTIONS)  # the benchmark's order, whatever the files' order
+    assert joined["tasks"]["classifier"]["results"] == whole["tasks"]["classifier"]["results"]
+    assert summarise(joined["tasks"]["classifier"], "classifier", [5]) == summarise(
+        whole["tasks"]["classifier"], "classifier", [5])
+    assert [p["corruptions"] for p in joined["pooled_from"]] == [list(CORRUPTIONS[8:]), list(CORRUPTIONS[:8])]
+    text = render_results({"accuracy_joined": {**joined, "summary": {}}, "accuracy_b": first})
+    assert "Corruptions " + ", ".join(CORRUPTIONS[8:]) + " (seeds [0]) from `accuracy_b.json`" in text
+    assert "### Accuracy under corruption: `accuracy_b.json`" not in text  # a part: the joined file's provenance
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda run: run.update(seeds=[1]), "seeds"),
+    (lambda run: run.update(corruptions=list(CORRUPTIONS[7:])), "already in"),
+    (lambda run: run["tasks"]["classifier"]["results"][OFF]["clean"].update(error=99.0), "not the same frames"),
+    (lambda run: run["tasks"]["classifier"].update(frames_per_set=20), "frames_per_set"),
+])
+def test_parts_that_cannot_be_joined_are_refused(change, message):
+    first, second = _part(CORRUPTIONS[:8], "a"), _part(CORRUPTIONS[8:], "b")
+    change(second)
+    with pytest.raises(SystemExit, match=message):
+        join({"a.json": first, "b.json": second}, "x")
+    with pytest.raises(SystemExit, match="at least two"):
+        join({"a.json": first}, "x")
+
+
+def test_accuracy_on_a_part_of_the_corruptions_measures_only_those(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    for cached in ("tent_lr_classifier.json", "features_lr_classifier.json"):
+        shutil.copy(REPO / "results" / cached, results / cached)
+    monkeypatch.setenv("TTT_PERCEPTION_RESULTS", str(results))
+    common = ["bench", "accuracy", "--task", "classifier", "--frames", "4", "--methods", "off", "--reset-frames", "2"]
+    assert main([*common, "--corruptions", "fog,contrast,snow", "--name", "whole"]) == 0
+    assert main([*common, "--corruptions", " fog", "--name", "part_fog"]) == 0
+    assert main([*common, "--corruptions", "snow,contrast", "--name", "part_rest"]) == 0
+    assert main(["bench", "join-corruptions", str(results / "part_fog.json"), str(results / "part_rest.json"),
+                 "--name", "joined"]) == 0
+    whole, joined = (json.loads((results / f"{n}.json").read_text()) for n in ("whole", "joined"))
+    assert whole["corruptions"] == joined["corruptions"] == ["snow", "fog", "contrast"]
+    assert set(whole["tasks"]["classifier"]["results"][OFF]) == {"clean", "snow/5", "fog/5", "contrast/5"}
+    for key, record in whole["tasks"]["classifier"]["results"][OFF].items():
+        assert joined["tasks"]["classifier"]["results"][OFF][key]["error"] == pytest.approx(record["error"]), key
+    assert all("over 3 of the 15 corruptions only" in t["detail"] for t in joined["targets"]
+               if "rotation" not in t["target"])
+    assert joined["tasks"]["classifier"]["tent_lr"] is None  # Tent was not measured: no learning rate chosen
+    with pytest.raises(SystemExit, match="unknown"):
+        main([*common, "--corruptions", "fog,haze", "--name", "bad"])

@@ -62,17 +62,19 @@ def features_config(learning_rate: float) -> AdaptationConfig:
 LR_SEARCHES = {"tent": tent_config, "features": features_config}
 
 
-def standard_methods(tent_lr: float, features_lr: float | None = None, with_source_only: bool = False,
+def standard_methods(tent_lr: float | None, features_lr: float | None = None, with_source_only: bool = False,
                      reset_frames: int | None = None) -> list[Method]:
-    """The methods every accuracy benchmark compares. ``reset_frames``: TTT reset (10 steps of 32 copies a
-    frame) scores only the first frames of each set, beside mode off on the same frames."""
+    """The methods every accuracy benchmark compares (a baseline without its learning rate is left out).
+    ``reset_frames``: TTT reset (10 steps of 32 copies a frame) scores only the first frames of each set,
+    beside mode off on the same frames."""
     methods = [Method(SOURCE_ONLY, AdaptationConfig(mode="off"), "source",
                       "trained with rotation_weight=0, plain inference")] if with_source_only else []
     methods.append(Method(JOINT, AdaptationConfig(mode="off"), note="main + rotation loss, plain inference"))
     if reset_frames:
         methods.append(Method(f"{JOINT}, first {reset_frames}", AdaptationConfig(mode="off"),
                               note="the frames TTT reset is scored on", max_frames=reset_frames))
-    methods.append(Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"))
+    if tent_lr is not None:
+        methods.append(Method(TENT, tent_config(tent_lr), note=f"lr {tent_lr:g} chosen on the val split"))
     if features_lr is not None:
         methods.append(Method(FEATURES, features_config(features_lr), note=f"lr {features_lr:g} chosen on the val "
                               "split; pooled extractor features pulled toward the clean statistics"))

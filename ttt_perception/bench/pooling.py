@@ -1,4 +1,4 @@
-"""``bench pool-seeds``: accuracy runs of one protocol over different seeds, pooled into one result.
+"""``bench pool-seeds`` and ``bench join-corruptions``: accuracy runs of one protocol, made into one result.
 
 The full protocol (three seeds of 1000 / 300 frames per set) takes hours on a CPU. Each seed can run on
 its own (``bench accuracy --seeds 1 --name ..._seed1``), on another day or machine, and the runs are
@@ -6,6 +6,10 @@ pooled here: each set's mean and spread are recomputed from every seed's own num
 checked again on the pooled means, and each run's command and machine are kept in ``pooled_from``.
 Runs are pooled only when they measured the same thing: split, severities, corruptions, frames per
 set, reset frames, model, the same methods with the same settings and learning rates.
+
+Long streams split the other way: the same seeds, each run on a part of the 15 corruptions
+(``bench accuracy --corruptions ...``), in parallel; ``join-corruptions`` puts the parts together as one
+run over all of them (the clean set, which every part measures, must agree).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .accuracy import PROTOCOL_KEYS, average_over_seeds, finish
+from ..corruptions import CORRUPTIONS
+from .accuracy import PROTOCOL_KEYS, average_over_seeds, corruptions_of, finish
+from .evaluation import FEATURES, TENT, quality_name
 
 SAME_RUN_KEYS = ("split", "severities", "corruptions")
 # what ``--update`` requires of the same frames, except the seeds (which pooling wants to differ)
@@ -48,8 +54,8 @@ def _same_settings(label: str, block: dict, first_label: str, first: dict, task:
     for key in SAME_TASK_KEYS:
         if block.get(key) != first.get(key):
             differs(key, block.get(key), first.get(key))
-    for key in ("tent_lr", "features_lr"):
-        if _chosen_lr(block.get(key)) != _chosen_lr(first.get(key)):
+    for key, method in (("tent_lr", TENT), ("features_lr", FEATURES)):
+        if method in block["results"] and _chosen_lr(block.get(key)) != _chosen_lr(first.get(key)):
             differs(f"{key} (chosen)", _chosen_lr(block.get(key)), _chosen_lr(first.get(key)))
     if set(block["results"]) != set(first["results"]):
         differs("methods", sorted(block["results"]), sorted(first["results"]))
@@ -113,20 +119,92 @@ def pool(runs: dict[str, dict], command: str) -> dict:
             "summary": {}, "targets": []}
 
 
+def _check_parts(runs: dict[str, dict]) -> tuple[str, ...]:
+    """Refuses (SystemExit) parts that cannot be joined; returns their corruptions, in the benchmark's order."""
+    if len(runs) < 2:
+        raise SystemExit("join-corruptions: give at least two result files")
+    (first_label, first), *_ = runs.items()
+    seen: dict[str, str] = {}
+    for label, run in runs.items():
+        for key in ("split", "severities", "seeds"):
+            if run.get(key) != first.get(key):
+                raise SystemExit(f"{label}: {key} {run.get(key)!r} differs from {first_label}'s {first.get(key)!r}")
+        if set(run["tasks"]) != set(first["tasks"]):
+            raise SystemExit(f"{label}: tasks {sorted(run['tasks'])} differ from {first_label}'s "
+                             f"{sorted(first['tasks'])}")
+        for corruption in corruptions_of(run):
+            if corruption in seen:
+                raise SystemExit(f"{label}: {corruption} is already in {seen[corruption]}")
+            seen[corruption] = label
+        for task, block in run["tasks"].items():
+            _same_settings(label, block, first_label, first["tasks"][task], task)
+            if block["seeds"] != first["tasks"][task]["seeds"]:
+                raise SystemExit(f"{label}: {task} seeds {block['seeds']} differ from {first_label}'s")
+    return tuple(c for c in CORRUPTIONS if c in seen)
+
+
+def join(runs: dict[str, dict], command: str) -> dict:
+    """One accuracy payload (without summary and targets) from ``runs`` (label -> payload) over the same
+    seeds and disjoint corruptions."""
+    corruptions = _check_parts(runs)
+    (first_label, first), *_ = runs.items()
+    tasks = {}
+    for task, base in first["tasks"].items():
+        key = quality_name(task)
+        per_method: dict[str, dict[str, dict]] = {}
+        for label, run in runs.items():
+            for name, by_seed in seeds_of(run["tasks"][task], label).items():
+                for seed, per_set in by_seed.items():
+                    joined = per_method.setdefault(name, {}).setdefault(seed, {})
+                    for set_name, record in per_set.items():
+                        if set_name in joined and joined[set_name][key] != record[key]:
+                            raise SystemExit(f"{label}: {task} {name} seed {seed} {set_name} {key} "
+                                             f"{record[key]} differs from {first_label}'s {joined[set_name][key]}: "
+                                             "not the same frames")
+                        joined.setdefault(set_name, record)
+        results, spread = {}, {}
+        for name, by_seed in per_method.items():
+            results[name], spread[name] = average_over_seeds(by_seed)
+        tasks[task] = {**base, "results": results, "spread": spread, "by_seed": per_method}
+    machines = list(dict.fromkeys(run["machine"] for run in runs.values()))
+    return {**{k: first.get(k) for k in ("profile", "seed", "device", "split", "severities", "seeds")},
+            "command": command, "machine": "; ".join(machines), "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "corruptions": list(corruptions), "tasks": tasks,
+            "pooled_from": [{"file": label, "seeds": run["seeds"], "corruptions": list(corruptions_of(run)),
+                             **{k: run.get(k) for k in ("command", "machine", "created")},
+                             "updates": run.get("updates", [])} for label, run in runs.items()],
+            "summary": {}, "targets": []}
+
+
+def _read_runs(paths: list[str], command: str) -> dict[str, dict]:
+    runs = {}
+    for path in map(Path, paths):
+        try:
+            runs[str(path)] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{command}: cannot read {path}: {exc}") from exc
+    return runs
+
+
 def add_parser(kinds) -> None:
     parser = kinds.add_parser("pool-seeds", help="pool accuracy runs over different seeds into one result",
                               description=__doc__)
     parser.add_argument("files", nargs="+", help="results/*.json written by bench accuracy, one or more seeds each")
     parser.add_argument("--name", required=True, help="output file stem under results/")
     parser.set_defaults(run=main)
+    parser = kinds.add_parser("join-corruptions", help="join accuracy runs over parts of the corruptions into one "
+                                                       "result", description=__doc__)
+    parser.add_argument("files", nargs="+", help="results/*.json written by bench accuracy --corruptions, the "
+                                                 "same seeds each")
+    parser.add_argument("--name", required=True, help="output file stem under results/")
+    parser.set_defaults(run=main_join)
 
 
 def main(args) -> int:
-    runs = {}
-    for path in map(Path, args.files):
-        try:
-            runs[str(path)] = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"pool-seeds: cannot read {path}: {exc}") from exc
-    finish(pool(runs, "ttt-perception " + " ".join(sys.argv[1:])), args.name)
+    finish(pool(_read_runs(args.files, "pool-seeds"), "ttt-perception " + " ".join(sys.argv[1:])), args.name)
+    return 0
+
+
+def main_join(args) -> int:
+    finish(join(_read_runs(args.files, "join-corruptions"), "ttt-perception " + " ".join(sys.argv[1:])), args.name)
     return 0

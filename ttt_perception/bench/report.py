@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..ros.parameters import SPECS
 from .common import results_dir
+from .evaluation import FEATURES, TENT, TTT_RESET
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -51,8 +52,10 @@ def _provenance(payload: dict) -> str:
     text = (f"Command: `{payload.get('command', '?')}` (profile {payload.get('profile', '?')}, seed "
             f"{payload.get('seed', '?')}). Machine: {payload.get('machine', '?')}. Run {payload.get('created', '?')}.")
     text += _reruns(payload)
-    for part in payload.get("pooled_from", []):  # runs over other seeds pooled by bench pool-seeds
-        text += (f" Seeds {part['seeds']} from `{part['file']}`: `{part['command']}`, machine {part['machine']}, "
+    for part in payload.get("pooled_from", []):  # runs pooled by bench pool-seeds or join-corruptions
+        what = (f"Corruptions {', '.join(part['corruptions'])} (seeds {part['seeds']})" if "corruptions" in part
+                else f"Seeds {part['seeds']}")
+        text += (f" {what} from `{part['file']}`: `{part['command']}`, machine {part['machine']}, "
                  f"run {part['created']}.{_reruns(part)}")
     return text
 
@@ -115,13 +118,14 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
             out.append("")
             out.append(md_table(STREAM_PART_HEADER, along))
             out.append("")
-        for label, choice in (("Tent's", block.get("tent_lr")), ("Feature alignment's", block.get("features_lr"))):
-            if choice:
+        for label, choice, method in (("Tent's", block.get("tent_lr"), TENT),
+                                      ("Feature alignment's", block.get("features_lr"), FEATURES)):
+            if choice and method in summary:  # a learning rate only where its method was measured
                 val = ", ".join(f"{lr}: {v:.1f}" for lr, v in choice.get("val", {}).items()) or "none"
                 out.append(f"{label} learning rate {choice['chosen_lr']:g}: {choice['criterion']}; val {key} per "
                            f"candidate: {val}.")
                 out.append("")
-        if block.get("reset_frames"):
+        if block.get("reset_frames") and TTT_RESET in summary:
             out.append(f"TTT reset (10 steps of 32 copies per frame) is scored on the first {block['reset_frames']} "
                        f"frames of each set, beside mode off on the same frames.")
             out.append("")
