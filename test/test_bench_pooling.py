@@ -195,5 +195,9 @@ def test_accuracy_on_a_part_of_the_corruptions_measures_only_those(tmp_path, mon
     assert all("over 3 of the 15 corruptions only" in t["detail"] for t in joined["targets"]
                if "rotation" not in t["target"])
     assert joined["tasks"]["classifier"]["tent_lr"] is None  # Tent was not measured: no learning rate chosen
+    assert list(whole["tasks"]["classifier"]["results"]) == [OFF, f"{OFF}, first 2"]
+    assert main([*common[:-1], "4", "--corruptions", "fog", "--name", "all_frames"]) == 0  # --reset-frames 4 of 4
+    all_frames = json.loads((results / "all_frames.json").read_text())["tasks"]["classifier"]
+    assert list(all_frames["results"]) == [OFF] and all_frames["reset_frames"] == 4  # no second, same row
     with pytest.raises(SystemExit, match="unknown"):
         main([*common, "--corruptions", "fog,haze", "--name", "bad"])

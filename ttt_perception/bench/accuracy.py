@@ -155,7 +155,9 @@ def run_task(task: str, args, device, frames: int, severities, model_path: str |
         features = chosen_lr("features", task, model, args.seed, device, user_model=user)
         print(f"{task}: feature alignment learning rate {features['chosen_lr']:g}: {features['val']}")
     methods = standard_methods(tent["chosen_lr"] if tent else None, features["chosen_lr"] if features else None,
-                               with_source_only=args.source_only and not user, reset_frames=reset_frames)
+                               with_source_only=args.source_only and not user,
+                               # TTT reset on every frame: mode off's row is its own comparison, not a second one
+                               reset_frames=reset_frames if reset_frames and reset_frames < frames else None)
     methods = [m for m in methods if _selected(m.name, chosen)]
     others = {"source": source_only_model(task, device)} if args.source_only and not user else None
     by_method: dict[str, dict[int, dict]] = {}
