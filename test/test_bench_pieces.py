@@ -244,6 +244,11 @@ def test_render_results_names_command_machine_and_targets():
     assert "No results yet" in render_results({})
     assert "along the streams" not in text  # the run did not measure it
     assert "Tent's learning rate" not in text  # nor Tent: its learning rate is not shown
+    assert "frames per set, lower is better; seed 0; model" in text  # one seed: no spread over seeds
+    several = _accuracy_payload()
+    several["seeds"] = [0, 1]
+    several["summary"]["classifier"]["off"]["spread_by_severity"] = {"5": 0.25}
+    assert "| off | 10.0 | 50.0 ± 0.2 |" in render_results({"accuracy_quick_test": several})
     payload = _accuracy_payload()
     tent = "Tent (entropy, norm affine, online)"
     payload["tasks"]["classifier"]["results"][tent] = payload["tasks"]["classifier"]["results"]["off"]

@@ -91,8 +91,10 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
         block = payload["tasks"][task]
         key = "error" if task == "classifier" else "mAP"
         arrow = "lower is better" if key == "error" else "higher is better"
+        several = len(seeds) > 1  # one seed has no spread to show
+        over = f"mean over seeds {seeds} (± the spread over seeds)" if several else f"seed {seeds[0]}"
         out.append(f"**{task}**: {key} (%) on {block['frames_per_set']} {payload['split']} frames per set, "
-                   f"{arrow}; mean over seeds {seeds} (± the spread over seeds); model: {block['model']}.")
+                   f"{arrow}; {over}; model: {block['model']}.")
         if "rotation_accuracy_clean" in block:
             out.append(f"Rotation head accuracy on the clean frames (all four quarter turns): "
                        f"{100 * block['rotation_accuracy_clean']:.1f}%.")
@@ -100,7 +102,8 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
         out.append(md_table(["method", f"clean {key}"] + [f"mean {key}, severity {s}" for s in severities]
                             + ["steps/frame", "ms/frame"],
                             [[n, s["clean"], *[_with_spread(s["mean_by_severity"][str(v)],
-                                                            s.get("spread_by_severity", {}).get(str(v)))
+                                                            s.get("spread_by_severity", {}).get(str(v))
+                                                            if several else None)
                                                for v in severities], s["mean_steps"], s["ms_per_frame"]]
                              for n, s in summary.items()]))
         out.append("")
