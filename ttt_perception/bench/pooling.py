@@ -70,19 +70,48 @@ def _same_settings(label: str, block: dict, first_label: str, first: dict, task:
                 differs(f"{name} {key}", mine[key], theirs[key])
 
 
-def pool(runs: dict[str, dict], command: str) -> dict:
-    """One accuracy payload (without summary and targets) from ``runs`` (label -> payload) over disjoint seeds."""
+def _check_runs(runs: dict[str, dict], keys, command: str) -> tuple[str, dict]:
+    """Refuses (SystemExit) fewer than two runs, or runs that differ in ``keys`` or in their tasks; returns
+    the first run and its label."""
     if len(runs) < 2:
-        raise SystemExit("pool-seeds: give at least two result files")
+        raise SystemExit(f"{command}: give at least two result files")
     (first_label, first), *_ = runs.items()
-    tasks = {}
     for label, run in runs.items():
-        for key in SAME_RUN_KEYS:
+        for key in keys:
             if run.get(key) != first.get(key):
                 raise SystemExit(f"{label}: {key} {run.get(key)!r} differs from {first_label}'s {first.get(key)!r}")
         if set(run["tasks"]) != set(first["tasks"]):
             raise SystemExit(f"{label}: tasks {sorted(run['tasks'])} differ from {first_label}'s "
                              f"{sorted(first['tasks'])}")
+    return first_label, first
+
+
+def _averaged(per_method: dict[str, dict[str, dict]]) -> dict:
+    """The results and spreads over the seeds of method -> seed -> per-set numbers, with those numbers."""
+    results, spread = {}, {}
+    for name, by_seed in per_method.items():
+        results[name], spread[name] = average_over_seeds(by_seed)
+    return {"results": results, "spread": spread, "by_seed": per_method}
+
+
+def _combined(runs: dict[str, dict], command: str, tasks: dict, part_keys=("seeds",), **fields) -> dict:
+    """The payload made from ``runs``: their tasks combined, each run's own ``part_keys``, command and
+    machine kept in ``pooled_from``; ``fields`` are the run-level keys of the result."""
+    first = next(iter(runs.values()))
+    machines = list(dict.fromkeys(run["machine"] for run in runs.values()))
+    return {"command": command, "profile": first.get("profile"), "seed": first.get("seed"),
+            "device": first.get("device"), "machine": "; ".join(machines),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **fields, "tasks": tasks,
+            "pooled_from": [{"file": label, **{k: run.get(k) for k in part_keys},
+                             **{k: run.get(k) for k in ("command", "machine", "created")},
+                             "updates": run.get("updates", [])} for label, run in runs.items()],
+            "summary": {}, "targets": []}
+
+
+def pool(runs: dict[str, dict], command: str) -> dict:
+    """One accuracy payload (without summary and targets) from ``runs`` (label -> payload) over disjoint seeds."""
+    first_label, first = _check_runs(runs, SAME_RUN_KEYS, "pool-seeds")
+    tasks = {}
     for task, base in first["tasks"].items():
         per_method: dict[str, dict[str, dict]] = {}
         rotation: dict[str, float] = {}
@@ -99,39 +128,19 @@ def pool(runs: dict[str, dict], command: str) -> dict:
                             or {str(s): block["rotation_accuracy_clean"] for s in block["seeds"]})
             for name, method in block["methods"].items():
                 methods[name]["config"].update(method["config"])  # the union of what the files record
-        results, spread = {}, {}
-        for name, by_seed in per_method.items():
-            results[name], spread[name] = average_over_seeds(by_seed)
         seeds = sorted(int(s) for s in rotation)
         tasks[task] = {**base, "seeds": seeds, "methods": methods,
                        "rotation_accuracy_clean": float(np.mean(list(rotation.values()))),
-                       "rotation_accuracy_by_seed": rotation, "results": results, "spread": spread,
-                       "by_seed": per_method}
-    machines = list(dict.fromkeys(run["machine"] for run in runs.values()))
+                       "rotation_accuracy_by_seed": rotation, **_averaged(per_method)}
     seeds = sorted({s for block in tasks.values() for s in block["seeds"]})
-    return {"command": command, "profile": first.get("profile"), "seed": first.get("seed"),
-            "device": first.get("device"), "machine": "; ".join(machines),
-            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            **{key: first[key] for key in SAME_RUN_KEYS}, "seeds": seeds, "tasks": tasks,
-            "pooled_from": [{"file": label, "seeds": run["seeds"],
-                             **{k: run.get(k) for k in ("command", "machine", "created")},
-                             "updates": run.get("updates", [])} for label, run in runs.items()],
-            "summary": {}, "targets": []}
+    return _combined(runs, command, tasks, **{key: first[key] for key in SAME_RUN_KEYS}, seeds=seeds)
 
 
 def _check_parts(runs: dict[str, dict]) -> tuple[str, ...]:
     """Refuses (SystemExit) parts that cannot be joined; returns their corruptions, in the benchmark's order."""
-    if len(runs) < 2:
-        raise SystemExit("join-corruptions: give at least two result files")
-    (first_label, first), *_ = runs.items()
+    first_label, first = _check_runs(runs, ("split", "severities", "seeds"), "join-corruptions")
     seen: dict[str, str] = {}
     for label, run in runs.items():
-        for key in ("split", "severities", "seeds"):
-            if run.get(key) != first.get(key):
-                raise SystemExit(f"{label}: {key} {run.get(key)!r} differs from {first_label}'s {first.get(key)!r}")
-        if set(run["tasks"]) != set(first["tasks"]):
-            raise SystemExit(f"{label}: tasks {sorted(run['tasks'])} differ from {first_label}'s "
-                             f"{sorted(first['tasks'])}")
         for corruption in corruptions_of(run):
             if corruption in seen:
                 raise SystemExit(f"{label}: {corruption} is already in {seen[corruption]}")
@@ -162,18 +171,10 @@ def join(runs: dict[str, dict], command: str) -> dict:
                                              f"{record[key]} differs from {first_label}'s {joined[set_name][key]}: "
                                              "not the same frames")
                         joined.setdefault(set_name, record)
-        results, spread = {}, {}
-        for name, by_seed in per_method.items():
-            results[name], spread[name] = average_over_seeds(by_seed)
-        tasks[task] = {**base, "results": results, "spread": spread, "by_seed": per_method}
-    machines = list(dict.fromkeys(run["machine"] for run in runs.values()))
-    return {**{k: first.get(k) for k in ("profile", "seed", "device", "split", "severities", "seeds")},
-            "command": command, "machine": "; ".join(machines), "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "corruptions": list(corruptions), "tasks": tasks,
-            "pooled_from": [{"file": label, "seeds": run["seeds"], "corruptions": list(corruptions_of(run)),
-                             **{k: run.get(k) for k in ("command", "machine", "created")},
-                             "updates": run.get("updates", [])} for label, run in runs.items()],
-            "summary": {}, "targets": []}
+        tasks[task] = {**base, **_averaged(per_method)}
+    fields = {k: first.get(k) for k in ("split", "severities", "seeds")}
+    return _combined(runs, command, tasks, part_keys=("seeds", "corruptions"), **fields,
+                     corruptions=list(corruptions))
 
 
 def _read_runs(paths: list[str], command: str) -> dict[str, dict]:

@@ -87,12 +87,12 @@ def render_accuracy(name: str, payload: dict) -> list[str]:
     severities = payload["severities"]
     top = max(severities)
     seeds = payload.get("seeds", [payload.get("seed")])
+    several = len(seeds) > 1  # one seed has no spread to show
+    over = f"mean over seeds {seeds} (± the spread over seeds)" if several else f"seed {seeds[0]}"
     for task, summary in payload["summary"].items():
         block = payload["tasks"][task]
         key = "error" if task == "classifier" else "mAP"
         arrow = "lower is better" if key == "error" else "higher is better"
-        several = len(seeds) > 1  # one seed has no spread to show
-        over = f"mean over seeds {seeds} (± the spread over seeds)" if several else f"seed {seeds[0]}"
         out.append(f"**{task}**: {key} (%) on {block['frames_per_set']} {payload['split']} frames per set, "
                    f"{arrow}; {over}; model: {block['model']}.")
         if "rotation_accuracy_clean" in block:
