@@ -3,6 +3,7 @@ product, scoring, statistics and the generated docs. Real torch, tiny models, no
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,14 @@ from ttt_perception.bench.common import parse_severities
 from ttt_perception.bench.correlation import gradient_inner_product, pearson
 from ttt_perception.bench.evaluation import private_adapter, score_stream
 from ttt_perception.bench.gradual import gradual_stream, severity_slope
-from ttt_perception.bench.realtime import SkipIdleClock, percentiles, run_fixed_rate
+from ttt_perception.bench.realtime import (
+    SkipIdleClock,
+    budget_reference,
+    budget_reference_ms,
+    measure_plain_inference,
+    percentiles,
+    run_fixed_rate,
+)
 from ttt_perception.bench.report import (
     END,
     PARAMETERS_END,
@@ -112,6 +120,29 @@ def test_adapter_deadlines_follow_the_injected_stream_clock():
                          clock, clock.sleep)
     assert len(run.processed) == 4
     assert all(r.deadline_met for r in reports)  # fake base clock: work takes no time
+
+
+def test_plain_inference_at_a_rate_waits_a_period_between_frames():
+    """On the wall clock the budgets' reference is plain inference as a camera delivers frames: each one
+    after an idle wait, not back to back."""
+    frames = make_classification_frames("val", 3, size=16, seed=0).images
+    began = time.perf_counter()
+    at_rate = measure_plain_inference(tiny_classifier(), frames, torch.device("cpu"), False, repeats=3, fps=50.0)
+    assert time.perf_counter() - began >= 7 / 50.0  # 5 warm-up + 3 measured frames, a period after each start
+    assert 0 < at_rate["forward_ms"] <= at_rate["plain_inference_ms"]
+
+
+def test_budgets_are_multiples_of_plain_inference_measured_under_the_runs_clock():
+    model, frames = tiny_classifier(), make_classification_frames("val", 3, size=16, seed=0).images
+    cpu = torch.device("cpu")
+    assert budget_reference(model, frames, cpu, False, 10.0, False, 1.25) == 1.25
+    assert 0 < budget_reference(model, frames, cpu, False, 100.0, True, 1.25, repeats=2) != 1.25
+    # what the plot reads back: the median of the runs' own references, or the one of older files
+    runs = [{"fps": 10.0, "budget_multiple": 1.2, "plain_inference_ms": v} for v in (3.0, 3.4, 4.0)]
+    runs.append({"fps": 10.0, "budget_multiple": 0.0, "plain_inference_ms": 1.5})  # no deadline: not a reference
+    assert budget_reference_ms({"plain_inference_ms": 1.5, "runs": runs}, 10.0) == 3.4
+    assert budget_reference_ms({"plain_inference_ms": 1.5, "runs": [{"fps": 10.0, "budget_multiple": 1.2}]},
+                               10.0) == 1.5
 
 
 def test_percentiles_of_nothing_are_nan():
