@@ -485,3 +485,27 @@ def test_update_puts_rerun_methods_beside_the_others_on_the_same_frames_only():
     block["seeds"] = [0, 1]
     with pytest.raises(SystemExit, match="seeds differs"):
         merge_into(old, new)
+
+
+def test_update_keeps_the_files_baseline_learning_rates_and_refuses_another_model():
+    """A rerun limited with --methods chooses no Tent / feature-alignment learning rate (None): the file's
+    stay, beside the baselines' numbers they belong to; a rerun of another checkpoint is refused."""
+    import copy
+
+    from ttt_perception.bench.accuracy import merge_into
+
+    old = _accuracy_payload()
+    old["tasks"]["classifier"].update(seeds=[0], reset_frames=20, methods={"off": {}}, spread={"off": {}},
+                                      model="default classifier", input_size=32,
+                                      tent_lr={"chosen_lr": 1e-3}, features_lr={"chosen_lr": 3e-3})
+    new = copy.deepcopy(old)
+    block = new["tasks"]["classifier"]
+    block.update(tent_lr=None, features_lr=None, results={"defaults": {"clean": {"error": 9.0}}},
+                 methods={"defaults": {}}, spread={"defaults": {}})
+    merged = merge_into(old, new)["tasks"]["classifier"]
+    assert merged["tent_lr"] == {"chosen_lr": 1e-3} and merged["features_lr"] == {"chosen_lr": 3e-3}
+    block["tent_lr"] = {"chosen_lr": 5e-4}  # Tent rerun: its new learning rate comes with it
+    assert merge_into(old, new)["tasks"]["classifier"]["tent_lr"] == {"chosen_lr": 5e-4}
+    block["model"] = "checkpoint other.pt"
+    with pytest.raises(SystemExit, match="model differs"):
+        merge_into(old, new)

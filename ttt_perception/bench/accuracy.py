@@ -113,12 +113,14 @@ def merge_into(old: dict, new: dict) -> dict:
         before = old["tasks"].get(task)
         if before is None:
             raise SystemExit(f"--update: the file has no {task} results")
-        for key in PROTOCOL_KEYS:
+        for key in (*PROTOCOL_KEYS, "model", "input_size"):
             if before.get(key) != block.get(key):
                 raise SystemExit(f"--update: {task} {key} differs ({before.get(key)} in the file, "
                                  f"{block.get(key)} now)")
         per_method = ("methods", "results", "spread", "by_seed")
-        merged["tasks"][task] = {**before, **{k: v for k, v in block.items() if k not in per_method},
+        # a baseline's val learning rate is None when this run did not measure the baseline: keep the file's
+        kept = {k for k in ("tent_lr", "features_lr") if block.get(k) is None}
+        merged["tasks"][task] = {**before, **{k: v for k, v in block.items() if k not in per_method and k not in kept},
                                  **{k: {**before.get(k, {}), **block.get(k, {})} for k in per_method}}
     rerun = sorted({m for b in new["tasks"].values() for m in b["results"]})
     earlier = [{**u, "methods": [m for m in u["methods"] if m not in rerun]} for u in old.get("updates", [])]
