@@ -11,7 +11,7 @@ import pytest
 
 from ttt_perception.bag import ground_truth
 from ttt_perception.bag.flight import camera_topics, make_flight, read_flight_info
-from ttt_perception.bag.rosbag_io import jazzy_typestore, ns_to_stamp, open_writer, read_header
+from ttt_perception.bag.rosbag_io import REPLAY_CUSTOM_DATA_KEY, jazzy_typestore, ns_to_stamp, open_writer, read_header
 from ttt_perception.bag.schedule import parse_schedule, plan_frames
 from ttt_perception.bag.score import UNCERTAINTY_SCHEMA, format_tables, read_ground_truth, score_bags
 from ttt_perception.cli import main as cli_main
@@ -111,12 +111,15 @@ def test_ground_truth_round_trip():
 # ---- score ---------------------------------------------------------------------------------------
 
 
-def _write_outputs(path, truth, answer, sent=True, report=None):
+def _write_outputs(path, truth, answer, sent=True, report=None, replay=None):
     """An output bag as the node and replay would write it; ``answer(frame)`` -> detections list or None;
-    ``report(frame)`` -> the values of the frame's uncertainty report (JSON form), or None for none."""
+    ``report(frame)`` -> the values of the frame's uncertainty report (JSON form), or None for none;
+    ``replay``: the replay record (metadata custom data) as ``bag replay`` writes it."""
     typestore = jazzy_typestore()
     String = typestore.types["std_msgs/msg/String"]
     writer = open_writer(path)
+    if replay is not None:
+        writer.set_custom_data(REPLAY_CUSTOM_DATA_KEY, json.dumps(replay))
     detections = writer.add_connection("/camera/detections", "std_msgs/msg/String", typestore=typestore)
     uncertainty = writer.add_connection("/camera/uncertainty", "std_msgs/msg/String", typestore=typestore)
     log = writer.add_connection("/replay/sent", "std_msgs/msg/String", typestore=typestore)
@@ -188,6 +191,20 @@ def test_score_matches_by_stamp_per_segment_and_run(tmp_path):
     assert "mAP shifted" in table
     good_row = next(line for line in table.splitlines() if line.startswith("good "))
     assert "19/20" in good_row.split()  # counted, not a percentage that rounds 95% or 99.8% away
+
+
+def test_score_refuses_a_run_replayed_from_another_flight(tmp_path):
+    """Flights share frame ids and stamps (fixed start time), so only the replay record tells them apart."""
+    make_flight(tmp_path / "a", schedule="clear:1", rate_hz=4, seed=0)
+    make_flight(tmp_path / "b", schedule="clear:1", rate_hz=4, seed=1)
+    truth = read_ground_truth(tmp_path / "a")
+    assert [f.key for f in truth] == [f.key for f in read_ground_truth(tmp_path / "b")]
+    record = {"input_bag": str((tmp_path / "a").resolve()), "input_flight": read_flight_info(tmp_path / "a")}
+    _write_outputs(tmp_path / "run", truth, lambda f: [], replay=record)
+    assert score_bags([(None, str(tmp_path / "run"))])["ground_truth"] == record["input_bag"]
+    assert score_bags([(None, str(tmp_path / "run"))], str(tmp_path / "a"))["runs"]["run"]
+    with pytest.raises(ValueError, match="run: replayed from another flight"):
+        score_bags([(None, str(tmp_path / "run"))], str(tmp_path / "b"))
 
 
 def test_score_without_sent_log_scores_every_ground_truth_frame(tmp_path):

@@ -22,14 +22,13 @@ import numpy as np
 from ..corruptions import corrupt
 from ..data import CLASS_NAMES, make_detection_frames
 from . import ground_truth
-from .rosbag_io import jazzy_typestore, ns_to_stamp, open_writer, read_custom_data
+from .rosbag_io import FLIGHT_CUSTOM_DATA_KEY, jazzy_typestore, ns_to_stamp, open_writer, read_custom_data
 from .schedule import CLEAR, DEFAULT_SCHEDULE, parse_schedule, plan_frames, schedule_text
 
 _LOG = logging.getLogger(__name__)
 
 IMAGE_FORMATS = ("raw", "jpeg", "png")
 DEFAULT_START_TIME = 1_700_000_000.0  # stamps of the first frame, seconds (fixed: bags are reproducible)
-CUSTOM_DATA_KEY = "ttt_perception.flight"
 _CAMERA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -77,7 +76,7 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
     info = FlightInfo(Path(path), len(plan), len(plan) / rate_hz, segments=[s.name for s in segments])
     writer = open_writer(path, storage)
     try:
-        writer.set_custom_data(CUSTOM_DATA_KEY, json.dumps({
+        writer.set_custom_data(FLIGHT_CUSTOM_DATA_KEY, json.dumps({
             "schedule": schedule_text(segments), "rate_hz": rate_hz, "cameras": list(cameras), "size": size,
             "image_format": image_format, "encoding": encoding if image_format == "raw" else None, "seed": seed,
             "start_time": start_time, "frames_per_camera": len(plan),
@@ -122,7 +121,7 @@ def make_flight(path, *, schedule: str = DEFAULT_SCHEDULE, rate_hz: float = 10.0
 
 def read_flight_info(path) -> dict | None:
     """The flight parameters stored in a bag made by ``make_flight`` (None for other bags)."""
-    text = read_custom_data(path, CUSTOM_DATA_KEY)
+    text = read_custom_data(path, FLIGHT_CUSTOM_DATA_KEY)
     return json.loads(text) if text else None
 
 

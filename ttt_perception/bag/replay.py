@@ -35,11 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .rosbag_io import (
+    FLIGHT_CUSTOM_DATA_KEY,
     IMAGE_TYPES,
+    REPLAY_CUSTOM_DATA_KEY,
     ensure_type,
     jazzy_typestore,
     ns_to_stamp,
     open_writer,
+    read_custom_data,
     read_header,
 )
 
@@ -48,7 +51,6 @@ _LOG = logging.getLogger(__name__)
 SENT_TOPIC = "/replay/sent"
 SENT_SCHEMA = "ttt_perception/ReplaySent"
 SENT_VERSION = 1
-REPLAY_CUSTOM_DATA_KEY = "ttt_perception.replay"
 
 
 @dataclass
@@ -303,6 +305,8 @@ class BagReplayer:
         self._writer = open_writer(opts.out, opts.storage)
         self._writer.set_custom_data(REPLAY_CUSTOM_DATA_KEY, json.dumps({
             "input_bag": str(self.bag.resolve()), "played": [c.topic for c in played],
+            # what ``bag make`` stored of the flight (None for other bags): ``bag score`` checks it
+            "input_flight": json.loads(read_custom_data(self.bag, FLIGHT_CUSTOM_DATA_KEY) or "null"),
             "remap": dict(opts.remap), "rate": opts.rate, "start_offset_s": opts.start_offset_s,
             "loops": opts.loops, "clock": opts.clock}))
         self._sent_connection = self._writer.add_connection(SENT_TOPIC, "std_msgs/msg/String",

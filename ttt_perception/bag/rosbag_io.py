@@ -125,6 +125,11 @@ def _referenced_types(types) -> list:
     return names
 
 
+# metadata.yaml custom_data keys: what ``bag make`` says of a flight, what ``bag replay`` says of a run
+FLIGHT_CUSTOM_DATA_KEY = "ttt_perception.flight"
+REPLAY_CUSTOM_DATA_KEY = "ttt_perception.replay"
+
+
 def read_custom_data(path, key: str) -> str | None:
     """A ``custom_data`` entry of a bag directory's metadata.yaml (None when absent)."""
     import yaml

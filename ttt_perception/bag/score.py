@@ -31,14 +31,20 @@ import numpy as np
 
 from ..metrics import matched_accuracy, mean_average_precision
 from . import ground_truth
-from .rosbag_io import jazzy_typestore, read_custom_data, register_connection_types, stamp_to_ns
+from .rosbag_io import (
+    FLIGHT_CUSTOM_DATA_KEY,
+    REPLAY_CUSTOM_DATA_KEY,
+    jazzy_typestore,
+    read_custom_data,
+    register_connection_types,
+    stamp_to_ns,
+)
 
 Key = tuple[str, int]  # (frame_id, stamp in ns)
 
 DETECTIONS_JSON_SCHEMA = "ttt_perception/Detection2DArray"
 UNCERTAINTY_SCHEMA = "ttt_perception/uncertainty"
 SENT_SCHEMA = "ttt_perception/ReplaySent"
-REPLAY_CUSTOM_DATA_KEY = "ttt_perception.replay"
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Run:
     sent: dict[Key, int] = field(default_factory=dict)  # key -> wall ns it was published
     node_counters: dict[str, dict] = field(default_factory=dict)  # camera status name -> last values
     input_bag: str | None = None
+    input_flight: dict | None = None  # what ``bag make`` stored of the flight replayed (None: unknown)
     duplicates: int = 0
 
     @property
@@ -94,7 +101,8 @@ def read_run(bag, label: str | None = None) -> Run:
     run = Run(label or "", Path(bag))
     replay_info = read_custom_data(bag, REPLAY_CUSTOM_DATA_KEY)
     if replay_info:
-        run.input_bag = json.loads(replay_info).get("input_bag")
+        replay = json.loads(replay_info)
+        run.input_bag, run.input_flight = replay.get("input_bag"), replay.get("input_flight")
     typestore = jazzy_typestore()
     with Reader(Path(bag)) as reader:
         register_connection_types(typestore, reader.connections)
@@ -396,6 +404,18 @@ def plot(report: dict, path, title: str = "") -> Path:
     return path
 
 
+def _check_same_flight(runs: Sequence[Run], flight_bag) -> None:
+    """Frames are matched by (frame_id, stamp), and ``bag make``'s flights share both (fixed start time
+    and frame id): a run replayed from another flight would be scored against the wrong truth without
+    a word. Refuse runs whose replay record names a flight other than ``flight_bag``."""
+    text = read_custom_data(flight_bag, FLIGHT_CUSTOM_DATA_KEY)
+    truth = json.loads(text) if text else None
+    others = [r.label for r in runs if truth is not None and r.input_flight is not None and r.input_flight != truth]
+    if others:
+        raise ValueError(f"{', '.join(others)}: replayed from another flight than {flight_bag} (its schedule, seed, "
+                         f"rate or cameras differ); score each run against the flight bag it replayed")
+
+
 def score_bags(run_bags: Sequence[tuple[str | None, str]], ground_truth_bag: str | None = None,
                json_path=None, png_path=None, window_frames: int | None = None, title: str = "",
                context: dict | None = None) -> dict:
@@ -408,6 +428,7 @@ def score_bags(run_bags: Sequence[tuple[str | None, str]], ground_truth_bag: str
     source = ground_truth_bag or next((r.input_bag for r in runs if r.input_bag), None)
     if source is None:
         raise ValueError("no ground truth: pass --ground-truth (the flight bag)")
+    _check_same_flight(runs, source)
     report = score_runs(read_ground_truth(source), runs, window_frames)
     report["ground_truth"] = str(source)
     report.update(context or {})
