@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+DEBUG_ENV = "TTT_PERCEPTION_DEBUG"  # set to 1: errors end in their traceback instead of one line
 
 
 def _add_train(subparsers) -> None:
@@ -74,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="ttt-perception", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error instead of its one-line message (or {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     add_bench_parser(subparsers)
@@ -82,10 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debugging(args) -> bool:
+    return args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a ValueError or OSError (bad input, a missing or unreadable file, a refused
+    checkpoint) becomes one line on stderr and exit status 2, like argparse's own errors."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, OSError) as exc:
+        if _debugging(args):
+            raise
+        print(f"ttt-perception {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
