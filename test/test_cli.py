@@ -64,3 +64,72 @@ def test_json_that_is_not_an_object_is_refused_too(tmp_path, capsys):
     listing.write_text(json.dumps([1, 2]))
     err = _refused(["bench", "join-corruptions", str(listing), str(listing), "--name", "joined"], capsys)
     assert f"{listing} is not a result of bench accuracy" in err
+
+
+# ---- train: refused before the training starts ---------------------------------------------------
+
+
+def _usage_error(argv: list[str], capsys) -> str:
+    """argparse's error line of a command refused as a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "1"], ["--rotation-weight", "0"], ["--coco", "a.json"],
+                                   ["--image-folder", "classes"]])
+def test_train_default_takes_no_option_that_changes_the_recipe(extra, capsys):
+    packaged = REPO / "ttt_perception" / "models" / "detector.pt"
+    before = packaged.stat().st_mtime_ns
+    line = _usage_error(["train", "--task", "detector", "--default", *extra], capsys)
+    assert line.startswith("ttt-perception train: error: --default retrains the packaged model with its exact recipe")
+    assert extra[0] in line and "--out" in line
+    assert packaged.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--task", "detector", "--coco", "a.json", "--image-folder", "classes"], "exclude each other"),
+    (["--task", "classifier", "--coco", "a.json"], "--coco trains a detector: use --task detector"),
+    (["--image-folder", "classes"], "--image-folder trains a classifier: add --task classifier"),
+    (["--images", "pictures"], "--images is the image folder of --coco"),
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["--rotation-weight", "-1"], "--rotation-weight must be >= 0, got -1"),
+])
+def test_train_refuses_data_and_numbers_that_cannot_work(argv, message, tmp_path, capsys):
+    line = _usage_error(["train", *argv, "--out", str(tmp_path / "mine.pt")], capsys)
+    assert line.startswith("ttt-perception train: error: ") and message in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_checks_where_the_checkpoint_goes_before_training(tmp_path, capsys):
+    line = _usage_error(["train", "--out", str(tmp_path)], capsys)
+    assert line == f"ttt-perception train: error: --out {tmp_path} is a directory; give the checkpoint's file name"
+    out = tmp_path / "no_such_folder" / "mine.pt"
+    line = _usage_error(["train", "--out", str(out)], capsys)
+    assert line == f"ttt-perception train: error: --out {out}: the folder {out.parent} does not exist"
+    assert not out.parent.exists()
+
+
+def test_train_with_a_valid_combination_still_trains_and_a_missing_folder_is_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from ttt_perception.checkpoint import load_checkpoint
+    from ttt_perception.data import make_classification_frames
+
+    frames = make_classification_frames("val", 60, size=32, seed=0)  # 3 held out for the source statistics
+    for index, (image, label) in enumerate(zip(frames.images, frames.labels)):
+        folder = tmp_path / "classes" / ("odd" if label % 2 else "even")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index}.png")
+    out = tmp_path / "mine.pt"
+    argv = ["train", "--task", "classifier", "--image-folder", str(tmp_path / "classes"), "--epochs", "1",
+            "--device", "cpu", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    model, meta = load_checkpoint(out)
+    assert model.config.task == "classifier" and model.config.class_names == ("even", "odd")
+    assert meta["train_config"]["epochs"] == 1
+    capsys.readouterr()  # the progress bars
+    missing = tmp_path / "nowhere"
+    err = _refused([*argv[:4], str(missing), *argv[5:]], capsys)
+    assert err.startswith("ttt-perception train: error: ") and str(missing) in err
