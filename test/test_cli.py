@@ -133,3 +133,78 @@ def test_train_with_a_valid_combination_still_trains_and_a_missing_folder_is_one
     missing = tmp_path / "nowhere"
     err = _refused([*argv[:4], str(missing), *argv[5:]], capsys)
     assert err.startswith("ttt-perception train: error: ") and str(missing) in err
+
+
+# ---- demo: checks everything first, deletes only its own outputs ----------------------------------
+
+
+def _earlier_demo(out_dir: Path) -> None:
+    """What a demo leaves in ``out_dir`` (empty stand-ins), marked as its own."""
+    from ttt_perception.bag.demo import prepare_out_dir
+
+    prepare_out_dir(out_dir)
+    for folder in ("flight", "run_off", "run_online+noisy_camera"):
+        (out_dir / folder).mkdir()
+        (out_dir / folder / "data.mcap").write_bytes(b"bag")
+    for name in ("node_off.log", "score.json", "quality_over_time.png"):
+        (out_dir / name).write_text("old")
+
+
+def test_demo_refuses_a_folder_it_did_not_write_and_deletes_nothing(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("{}")
+    (tmp_path / "flight").mkdir()  # a user's bag that happens to share a name with the demo's
+    before = sorted(tmp_path.rglob("*"))
+    err = _refused(["demo", "--out-dir", str(tmp_path)], capsys)
+    assert err.startswith(f"ttt-perception demo: error: --out-dir {tmp_path} is not empty and was not written by "
+                          "the demo (no .ttt_perception_demo in it)")
+    assert sorted(tmp_path.rglob("*")) == before
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in _refused(["demo", "--out-dir", str(tmp_path / "file")], capsys)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--schedule", "clear:5,fgo@3:5"], "unknown condition 'fgo'"),
+    (["--rate", "0"], "rate must be > 0 Hz"),
+    (["--profiles", "no_such_profile"], "no profile 'no_such_profile'"),
+    (["--budget-ms", "-5"], "--budget-ms must be >= 0"),
+    (["--model", "no_such.pt"], "--model no_such.pt does not exist"),
+])
+def test_demo_checks_its_arguments_before_it_touches_the_earlier_output(argv, message, tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    _earlier_demo(out_dir)
+    before = {path: path.read_bytes() for path in out_dir.rglob("*") if path.is_file()}
+    err = _refused(["demo", "--out-dir", str(out_dir), *argv], capsys)
+    assert err.startswith("ttt-perception demo: error: ") and message in err
+    assert {path: path.read_bytes() for path in out_dir.rglob("*") if path.is_file()} == before
+
+
+def test_demo_replaces_only_its_own_outputs_in_a_folder_it_wrote(tmp_path):
+    from ttt_perception.bag.demo import MARKER, prepare_out_dir
+
+    out_dir = tmp_path / "demo"
+    _earlier_demo(out_dir)
+    (out_dir / "notes.txt").write_text("mine")
+    (out_dir / "analysis").mkdir()
+    prepare_out_dir(out_dir)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([MARKER, "notes.txt", "analysis"])
+    assert (out_dir / "notes.txt").read_text() == "mine"
+    new = tmp_path / "new" / "demo"
+    prepare_out_dir(new)  # a new folder, parents included, is made and marked
+    assert [p.name for p in new.iterdir()] == [MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_out_dir(empty)
+    assert [p.name for p in empty.iterdir()] == [MARKER]
+
+
+@pytest.mark.ros
+def test_demo_runs_again_into_its_own_folder_and_keeps_what_it_did_not_write(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    short = ["demo", "--out-dir", str(out_dir), "--schedule", "clear:1,fog@3:1", "--rate", "5", "--profiles"]
+    assert main([*short, "--modes", "off"]) == 0
+    (out_dir / "notes.txt").write_text("mine")
+    assert main([*short, "--modes", "online"]) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([
+        ".ttt_perception_demo", "flight", "run_online", "node_online.log", "score.json", "quality_over_time.png",
+        "notes.txt"])  # the first run's run_off and its log are gone, the user's file is not
+    assert list(json.loads((out_dir / "score.json").read_text())["runs"]) == ["online"]
