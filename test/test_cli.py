@@ -66,6 +66,35 @@ def test_json_that_is_not_an_object_is_refused_too(tmp_path, capsys):
     assert f"{listing} is not a result of bench accuracy" in err
 
 
+# ---- bench: arguments checked before the measurements ----------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--rates", "10,0"], "--rates must be > 0 Hz, got 10,0"),
+    (["--rates", "-30"], "--rates must be > 0 Hz"),
+    (["--rates", "10,fast"], "--rates '10,fast': give numbers separated by commas"),
+    (["--budgets", "1.2,-3"], "--budgets must be >= 0"),
+    (["--budgets", "1.2,,3"], "--budgets '1.2,,3': give numbers separated by commas"),
+    (["--budgets", "nan"], "--budgets 'nan': give finite numbers"),
+    (["--frames", "-1"], "--frames must be >= 1"),
+])
+def test_bench_realtime_checks_rates_and_budgets_first(argv, message, tmp_path, capsys):
+    err = _refused(["bench", "realtime", "--quick", *argv], capsys)
+    assert err.startswith(f"ttt-perception bench: error: {message}")
+    assert not (tmp_path / "results").exists()  # nothing measured, nothing written
+
+
+def test_bench_realtime_takes_the_profiles_rates_and_budgets_or_the_given_ones():
+    from ttt_perception.bench.realtime import PROFILES, checked_rates_and_budgets
+    from ttt_perception.cli import build_parser
+
+    quick = build_parser().parse_args(["bench", "realtime", "--quick"])
+    assert checked_rates_and_budgets(quick, PROFILES["quick"]) == (PROFILES["quick"]["rates"],
+                                                                   PROFILES["quick"]["budgets"])
+    given = build_parser().parse_args(["bench", "realtime", "--rates", "15", "--budgets", "2.5,0"])
+    assert checked_rates_and_budgets(given, PROFILES["full"]) == ((15.0,), (2.5, 0.0))
+
+
 # ---- train: refused before the training starts ---------------------------------------------------
 
 
