@@ -95,6 +95,37 @@ def test_bench_realtime_takes_the_profiles_rates_and_budgets_or_the_given_ones()
     assert checked_rates_and_budgets(given, PROFILES["full"]) == ((15.0,), (2.5, 0.0))
 
 
+def test_bench_tune_takes_corruptions_space_or_comma_separated():
+    from ttt_perception.bench.tune import chosen_corruptions
+    from ttt_perception.cli import build_parser
+    from ttt_perception.corruptions import CORRUPTIONS
+
+    def chosen(*words):
+        return chosen_corruptions(build_parser().parse_args(["bench", "tune", *words]))
+
+    assert chosen("--corruptions", "contrast", "fog") == chosen("--corruptions", "contrast,fog") == ("fog", "contrast")
+    assert chosen("--corruptions", "fog,", "snow") == ("snow", "fog")
+    assert chosen() == CORRUPTIONS
+
+
+def test_bench_tune_refuses_an_unknown_corruption_before_making_frames(tmp_path):
+    with pytest.raises(SystemExit, match=r"--corruptions: unknown \['fgo'\]"):
+        main(["bench", "tune", "--task", "classifier", "--corruptions", "fog,fgo"])
+    assert not (tmp_path / "results").exists()
+
+
+def test_bench_tune_says_how_many_corruptions_it_averaged(tmp_path, capsys):
+    argv = ["bench", "tune", "--task", "classifier", "--frames", "4", "--seeds", "0", "--device", "cpu",
+            "--corruptions", "contrast,fog", "--candidate", "defaults", "--name", "tune_two"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mean error (2)" in out and "(15)" not in out
+    payload = json.loads((tmp_path / "results" / "tune_two.json").read_text())
+    assert payload["corruptions"] == ["fog", "contrast"]
+    assert set(payload["results"]["off"]) == {"clean", "fog/5", "contrast/5"}
+    assert "--corruptions fog contrast" in payload["command"]
+
+
 # ---- train: refused before the training starts ---------------------------------------------------
 
 
