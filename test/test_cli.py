@@ -126,6 +126,30 @@ def test_bench_tune_says_how_many_corruptions_it_averaged(tmp_path, capsys):
     assert "--corruptions fog contrast" in payload["command"]
 
 
+def _tiny_checkpoint(path: Path, task: str) -> Path:
+    from ttt_perception.checkpoint import save_checkpoint
+    from ttt_perception.model import ModelConfig, build_model
+
+    return save_checkpoint(build_model(ModelConfig(task=task, input_size=32, width=8)), path)
+
+
+def test_a_benchmark_refuses_a_checkpoint_of_the_other_task_as_soon_as_it_is_loaded(tmp_path, capsys):
+    import torch
+
+    from ttt_perception.bench.common import load_model
+
+    detector = _tiny_checkpoint(tmp_path / "detector.pt", "detector")
+    with pytest.raises(ValueError, match=f"{detector} is a detector checkpoint; this benchmark needs a classifier"):
+        load_model("classifier", str(detector), torch.device("cpu"))
+    model, description = load_model("detector", str(detector), torch.device("cpu"))
+    assert model.config.task == "detector" and description == f"checkpoint {detector}"
+    for bench in ("realtime", "gradual"):
+        err = _refused(["bench", bench, "--quick", "--device", "cpu", "--model", str(detector)], capsys)
+        assert err.strip().splitlines()[-1] == (f"ttt-perception bench: error: {detector} is a detector checkpoint; "
+                                                "this benchmark needs a classifier")
+    assert not (tmp_path / "results").exists()
+
+
 # ---- train: refused before the training starts ---------------------------------------------------
 
 
