@@ -150,6 +150,26 @@ def test_a_benchmark_refuses_a_checkpoint_of_the_other_task_as_soon_as_it_is_loa
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--sizes", "96x96", "640x48O"], "--sizes '640x48O': give WIDTHxHEIGHT in pixels, e.g. 640x480"),
+    (["--sizes", "96x96", "640"], "--sizes '640': give WIDTHxHEIGHT"),
+    (["--sizes", "0x480"], "--sizes '0x480': width and height must be >= 1"),
+    (["--cameras", "1", "0"], "--cameras >= 1"),
+    (["--model", "no_such.pt"], "model file no_such.pt does not exist"),
+])
+def test_bench_latency_checks_every_size_and_the_model_before_the_first_node(argv, message, tmp_path, capsys):
+    out = tmp_path / "latency.json"
+    err = _refused(["bench", "latency", *argv, "--out", str(out)], capsys)
+    assert err.startswith("ttt-perception bench: error: ") and message in err
+    assert not out.exists()
+
+
+def test_bench_latency_sizes_are_width_by_height():
+    from ttt_perception.bench.latency import parse_size
+
+    assert parse_size("640x480") == parse_size("640X480") == (640, 480)
+
+
 # ---- train: refused before the training starts ---------------------------------------------------
 
 
