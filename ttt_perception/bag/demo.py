@@ -7,7 +7,9 @@
 3. ``bag score`` over the runs: the table (quality on clear and shifted frames, latency,
    deadline met) and the plot of quality over time.
 
-Everything runs in a ROS domain of its own on loopback unless ROS_DOMAIN_ID is set already.
+Everything runs in a ROS domain of its own on loopback unless ROS_DOMAIN_ID is set already. ``--out-dir``
+must be new, empty, or an earlier demo's (it carries the file ``.ttt_perception_demo``); the demo then
+replaces that demo's outputs and never deletes anything else.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..choices import MODES, NODE_BUDGET_MS
-from .schedule import DEFAULT_SCHEDULE
+from .schedule import DEFAULT_SCHEDULE, parse_schedule, plan_frames
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,12 +31,18 @@ DEMO_PARAMETERS = {
     "detection.score_threshold": 0.1,
     "detection.max_detections": 10,
 }
+# Written into --out-dir before anything else: a folder that carries it is one the demo may clear.
+MARKER = ".ttt_perception_demo"
+# What the demo writes into --out-dir, and all that it ever deletes there.
+OUTPUTS = ("flight", "run_*", "node_*.log", "score.json", "quality_over_time.png")
 
 
 def add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="flight bag -> node in off/reset/online (+ profiles) -> table and plot",
                                    description=__doc__)
-    parser.add_argument("--out-dir", default="results/demo", help="bags, logs, JSON and PNG (default %(default)s)")
+    parser.add_argument("--out-dir", default="results/demo",
+                        help="bags, logs, JSON and PNG (default %(default)s): a new or empty folder, or an earlier "
+                             f"demo's (marked by {MARKER}), whose outputs are replaced")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE, help="environment schedule (see bag make)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -82,18 +90,62 @@ def run_mode(flight: Path, out: Path, mode: str, parameters: dict, log_path: Pat
     return summary
 
 
+def checked_profiles(args) -> dict[str, dict]:
+    """Each profile's node parameters, once the schedule, rate, modes, budget and model are checked too:
+    a ValueError here comes before anything is written or deleted."""
+    from ..ros.parameters import profile_path, read_parameters_file
+
+    plan_frames(parse_schedule(args.schedule), args.rate)
+    unknown = [mode for mode in args.modes if mode not in MODES]
+    if unknown or not args.modes:
+        raise ValueError(f"modes {unknown or args.modes}: choose from {', '.join(MODES)}")
+    if not args.budget_ms >= 0:
+        raise ValueError(f"--budget-ms must be >= 0 (0: no deadline), got {args.budget_ms:g}")
+    if args.model and not Path(args.model).is_file():
+        raise ValueError(f"--model {args.model} does not exist")
+    return {name: read_parameters_file(profile_path(name)) for name in args.profiles}
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _only_demo_outputs(out_dir: Path) -> bool:
+    """Empty, or a demo's from before the marker (an old results/demo): nothing but what a demo writes,
+    with a node's log among it (a user's lone ``flight`` bag does not pass)."""
+    paths = list(out_dir.iterdir())
+    return all(any(path.match(pattern) for pattern in OUTPUTS) for path in paths) and \
+        (not paths or any(path.match("node_*.log") for path in paths))
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """``out_dir`` ready for a new demo: created, or cleared of an earlier demo's outputs (``OUTPUTS``) when
+    it carries ``MARKER`` or holds nothing else; a folder with other contents is refused (ValueError)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out-dir {out_dir} is a file, not a folder")
+    if out_dir.is_dir() and not (out_dir / MARKER).is_file() and not _only_demo_outputs(out_dir):
+        raise ValueError(f"--out-dir {out_dir} is not empty and was not written by the demo (no {MARKER} in it); "
+                         "the demo deletes nothing it did not write: choose a new or empty folder")
+    for pattern in OUTPUTS:
+        for path in sorted(out_dir.glob(pattern)):
+            _remove(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).write_text("written by ttt-perception demo: the next demo with this --out-dir replaces "
+                                  f"{', '.join(OUTPUTS)} here and nothing else\n")
+
+
 def main(args) -> int:
     from ..devices import cpu_model
-    from ..ros.parameters import profile_path, read_parameters_file
     from .flight import make_flight
     from .score import format_tables, score_bags
 
-    profiles = {name: read_parameters_file(profile_path(name)) for name in args.profiles}  # fail before the runs
-    _private_ros_domain()
+    profiles = checked_profiles(args)
     out_dir = Path(args.out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    prepare_out_dir(out_dir)
+    _private_ros_domain()
     began = time.monotonic()
     if not args.model:
         from ..default_models import default_model_path, load_default_model

@@ -111,12 +111,15 @@ def print_targets(targets: list[dict]) -> None:
 
 
 def load_model(task: str, path: str | None, device: torch.device):
-    """(model, description): a user's checkpoint, or the packaged default for ``task``."""
+    """(model, description): a user's checkpoint, or the packaged default for ``task``; ValueError when the
+    checkpoint's model is made for another task."""
     from ..checkpoint import load_checkpoint
     from ..default_models import default_model_path, load_default_model
 
     if path:
         model, _ = load_checkpoint(path, device)
+        if model.config.task != task:  # refused now, not minutes into the benchmark
+            raise ValueError(f"{path} is a {model.config.task} checkpoint; this benchmark needs a {task}")
         return model, f"checkpoint {path}"
     return load_default_model(task, device), f"default {task} ({default_model_path(task).name}, joint training)"
 

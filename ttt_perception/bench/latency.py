@@ -217,7 +217,33 @@ def add_parser(kinds) -> None:
     parser.set_defaults(run=main)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480); ValueError naming the entry otherwise."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        raise ValueError(f"--sizes {text!r}: give WIDTHxHEIGHT in pixels, e.g. 640x480") from None
+    if min(size) < 1:
+        raise ValueError(f"--sizes {text!r}: width and height must be >= 1")
+    return size
+
+
+def checked_sizes(args) -> list[tuple[int, int]]:
+    """Every (width, height) of ``--sizes``, once the other arguments and ``--model`` are checked too:
+    each size is a node run of its own, and a bad entry found later would throw away the runs before it."""
+    sizes = [parse_size(text) for text in args.sizes]
+    if min(args.rates) <= 0 or min(args.cameras) < 1 or args.duration <= 0:
+        raise ValueError("--rates and --duration must be > 0, --cameras >= 1")
+    if args.model is not None:
+        from ..checkpoint import load_checkpoint
+
+        load_checkpoint(args.model)  # CheckpointError: missing, unreadable or not a checkpoint
+    return sizes
+
+
 def main(args) -> int:
+    sizes = checked_sizes(args)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))  # not the default domain 0
     if not args.default_dds:
@@ -233,8 +259,7 @@ def main(args) -> int:
         model = save_checkpoint(build_model(RECIPES["detector"].model), work / "detector.pt")
     results = []
     max_cameras = max(args.cameras)
-    for size_text in args.sizes:
-        width, height = (int(v) for v in size_text.lower().split("x"))
+    for width, height in sizes:
         namespace = f"/bench_{width}x{height}"
         log = work / f"node_{width}x{height}.log"
         node = _start_node(namespace, max_cameras, args, model, log)

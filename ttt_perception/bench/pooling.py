@@ -26,6 +26,9 @@ from .accuracy import PROTOCOL_KEYS, average_over_seeds, corruptions_of, finish
 from .evaluation import FEATURES, TENT, quality_name
 
 SAME_RUN_KEYS = ("split", "severities", "corruptions")
+# what pooling and joining read of every file, and of each of its tasks
+RUN_KEYS = ("split", "severities", "machine", "tasks")
+TASK_KEYS = ("seeds", "methods", "results")
 # what ``--update`` requires of the same frames, except the seeds (which pooling wants to differ)
 SAME_TASK_KEYS = (*(key for key in PROTOCOL_KEYS if key != "seeds"), "input_size", "model")
 
@@ -177,6 +180,18 @@ def join(runs: dict[str, dict], command: str) -> dict:
                      corruptions=list(corruptions))
 
 
+def _missing_keys(run) -> list[str]:
+    """What pooling reads that ``run`` lacks: most of it, for a file of another benchmark."""
+    if not isinstance(run, dict):
+        return list(RUN_KEYS)
+    missing = [key for key in RUN_KEYS if key not in run]
+    tasks = run.get("tasks")
+    if "tasks" not in missing and not (isinstance(tasks, dict) and tasks):
+        return [*missing, "task results"]
+    return missing + [f"tasks.{task}.{key}" for task, block in (tasks or {}).items() for key in TASK_KEYS
+                      if not isinstance(block, dict) or key not in block]
+
+
 def _read_runs(paths: list[str], command: str) -> dict[str, dict]:
     runs = {}
     for path in map(Path, paths):
@@ -184,6 +199,9 @@ def _read_runs(paths: list[str], command: str) -> dict[str, dict]:
             runs[str(path)] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise SystemExit(f"{command}: cannot read {path}: {exc}") from exc
+        missing = _missing_keys(runs[str(path)])
+        if missing:  # refused here, not as a KeyError deep inside
+            raise ValueError(f"{path} is not a result of bench accuracy (it has no {', '.join(missing)})")
     return runs
 
 

@@ -398,13 +398,37 @@ def add_parser(kinds) -> None:
     parser.set_defaults(run=main)
 
 
+def parse_numbers(text: str, option: str) -> tuple[float, ...]:
+    """'10,30' -> (10.0, 30.0); ValueError naming ``option`` for anything else."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give numbers separated by commas") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{option} {text!r}: give finite numbers")
+    return values
+
+
+def checked_rates_and_budgets(args, settings: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``--rates`` (Hz, > 0) and ``--budgets`` (multiples, >= 0), or the profile's; checked before the
+    learning-rate search and the timing take their minutes."""
+    rates = parse_numbers(args.rates, "--rates") if args.rates else settings["rates"]
+    budgets = parse_numbers(args.budgets, "--budgets") if args.budgets else settings["budgets"]
+    if min(rates) <= 0:
+        raise ValueError(f"--rates must be > 0 Hz, got {args.rates}")
+    if min(budgets) < 0:
+        raise ValueError(f"--budgets must be >= 0 (multiples of plain inference; 0: no deadline), got {args.budgets}")
+    return rates, budgets
+
+
 def main(args) -> int:
-    device = set_up(args)
     profile = "quick" if args.quick else "full"
     settings = PROFILES[profile]
+    rates, budgets = checked_rates_and_budgets(args, settings)
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    device = set_up(args)
     frames = args.frames or settings["frames"]
-    rates = tuple(float(v) for v in args.rates.split(",")) if args.rates else settings["rates"]
-    budgets = tuple(float(v) for v in args.budgets.split(",")) if args.budgets else settings["budgets"]
     model, description = load_model(args.task, args.model, device)
     size = model.config.input_size
     data = make_frames(args.task, "test", frames, size, args.seed + 1)

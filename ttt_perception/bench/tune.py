@@ -2,9 +2,10 @@
 
 Each candidate is a set of ``AdaptationConfig`` values on top of the node's defaults (``--candidate
 learning_rate=1e-3,min_ssl_loss_ratio=1.3``; by default a learning-rate grid). Every candidate runs over
-one stream per set, clean and the 15 corruptions at severity 5, the same frames for every candidate,
-next to mode off. Printed and written: quality per set, the mean over the corruptions, the largest
-loss against off, the clean difference, steps per frame and the adapter's own overhead.
+one stream per set, clean and the corruptions at severity 5 (``--corruptions``, default all 15), the
+same frames for every candidate, next to mode off. Printed and written: quality per set, the mean over
+the corruptions, the largest loss against off, the clean difference, steps per frame and the adapter's
+own overhead.
 
 With several seeds (``--seeds 0 1 2``) each seed draws its own val frames and corruptions; the numbers
 per set are averaged over the seeds before the summary, and each seed's own summary is kept, so a
@@ -22,7 +23,7 @@ from ..adaptation_config import AdaptationConfig
 from ..corruptions import CORRUPTIONS
 from ..default_models import load_default_model
 from ..devices import resolve_device
-from .accuracy import average_over_seeds
+from .accuracy import average_over_seeds, parse_corruptions
 from .common import format_table, machine_description, write_json
 from .evaluation import (
     Method,
@@ -62,7 +63,8 @@ def add_parser(kinds) -> None:
                         help="AdaptationConfig values over the defaults, or 'defaults' (repeat for several; default: a "
                              f"learning-rate grid {', '.join(f'{v:g}' for v in DEFAULT_LEARNING_RATES)})")
     parser.add_argument("--frames", type=int, default=150, help="frames per set (one stream each)")
-    parser.add_argument("--corruptions", nargs="+", default=list(CORRUPTIONS))
+    parser.add_argument("--corruptions", nargs="+", metavar="NAME",
+                        help="only these corruptions, space or comma separated (default: all 15)")
     parser.add_argument("--name", help="output file stem under results/ (default: tune_TASK)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[1],
@@ -90,11 +92,18 @@ def summary_of(results: dict[str, dict[str, float]], task: str, corruptions) -> 
     return out
 
 
+def chosen_corruptions(args) -> tuple[str, ...]:
+    """``--corruptions fog contrast`` or ``fog,contrast`` (as ``bench accuracy`` takes them), in the
+    benchmark's order; all 15 without it. Unknown names are refused (SystemExit) before any frame is made."""
+    return parse_corruptions(",".join(args.corruptions or ()))
+
+
 def _command(args, candidates) -> str:
     """The command that reproduces these frames and candidates (labels in the form --candidate takes)."""
     words = [f"--task {args.task}", f"--frames {args.frames}", "--seeds " + " ".join(map(str, args.seeds))]
-    if list(args.corruptions) != list(CORRUPTIONS):
-        words.append("--corruptions " + " ".join(args.corruptions))
+    corruptions = chosen_corruptions(args)
+    if corruptions != CORRUPTIONS:
+        words.append("--corruptions " + " ".join(corruptions))
     words += [f"--candidate {_label(c).replace(', ', ',')}" for c in candidates]
     return "ttt-perception bench tune " + " ".join(words)
 
@@ -108,6 +117,7 @@ def pool_seeds(runs_by_seed: dict[str, dict[str, dict[str, dict]]]) -> dict[str,
 def main(args) -> int:
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"bench tune: --seeds {' '.join(map(str, args.seeds))} repeats a seed (the same frames twice)")
+    corruptions = chosen_corruptions(args)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model = load_default_model(args.task, device)
@@ -118,7 +128,7 @@ def main(args) -> int:
     work = []
     for seed in args.seeds:
         data = make_frames(args.task, "val", args.frames, model.config.input_size, seed)
-        sets = corrupted_sets(data.images, [5], seed, corruptions=args.corruptions)
+        sets = corrupted_sets(data.images, [5], seed, corruptions=corruptions)
         work += [(model, m, args.task, sets, truth_of(data, args.task), device, seed, args.threads) for m in methods]
     done = iter(run_jobs(work, args.jobs, device, desc=f"{args.task}: seeds x methods"))
     runs_by_seed = {str(seed): {m.name: next(done) for m in methods} for seed in args.seeds}
@@ -127,8 +137,8 @@ def main(args) -> int:
     pooled = pool_seeds(runs_by_seed)
     results = {name: {s: r[key] for s, r in per_set.items()} for name, per_set in pooled.items()}
     steps = {name: {s: r["mean_steps"] for s, r in per_set.items()} for name, per_set in pooled.items()}
-    summary = summary_of(results, args.task, args.corruptions)
-    summary_by_seed = {seed: summary_of(r, args.task, args.corruptions) for seed, r in results_by_seed.items()}
+    summary = summary_of(results, args.task, corruptions)
+    summary_by_seed = {seed: summary_of(r, args.task, corruptions) for seed, r in results_by_seed.items()}
     records = {m.name: [r for runs in runs_by_seed.values() for r in runs[m.name].values()] for m in methods}
     overhead = {name: sum(r["overhead_percent"] * r["ms_per_frame"] for r in rs) / sum(r["ms_per_frame"] for r in rs)
                 for name, rs in records.items()}
@@ -136,8 +146,8 @@ def main(args) -> int:
     names = list(results["off"])
     print(format_table(["method", *names], [[m, *[results[m][s] for s in names]] for m in results]))
     seed_columns = [f"worst seed {seed}" for seed in summary_by_seed] if len(args.seeds) > 1 else []
-    print(format_table(["method", f"mean {key} (15)", "gain vs off", "worst corruption", "its gain", "clean gain",
-                        *seed_columns, "steps/frame", "ms/frame", "overhead %"],
+    print(format_table(["method", f"mean {key} ({len(corruptions)})", "gain vs off", "worst corruption", "its gain",
+                        "clean gain", *seed_columns, "steps/frame", "ms/frame", "overhead %"],
                        [[m, s["mean"], s["mean_gain"], s["worst"], s["worst_gain"], s["clean_gain"],
                          *([f"{b[m]['worst']} {b[m]['worst_gain']:.2f}" for b in summary_by_seed.values()]
                            if seed_columns else []),
@@ -149,6 +159,7 @@ def main(args) -> int:
     path = write_json(name, {
         "command": _command(args, candidates),
         "split": "val", "quality": key, "frames_per_set": args.frames, "seeds": list(args.seeds),
+        "corruptions": list(corruptions),
         "machine": machine_description(device),
         "defaults": dataclasses.asdict(AdaptationConfig().resolved_for(args.task)),
         "candidates": {_label(c): c for c in candidates}, "results": results, "summary": summary,
