@@ -6,7 +6,8 @@
 
 Arguments left empty (mode, device, image, namespace) change nothing: the parameter file decides.
 ``mode`` and ``device`` override the file's ``adaptation.mode`` and ``model.device``. ``image`` remaps
-the single camera's input (``image`` and ``image/compressed``). The node configures and activates
+the single camera's input: ``image``, and ``image/compressed`` to ``<image>/compressed`` (read instead with
+``input.transport: compressed``, image_transport's name for it). The node configures and activates
 itself (parameter ``autostart``); manage it with ``ros2 lifecycle`` instead by setting it to false.
 """
 

@@ -68,10 +68,13 @@ def test_config_is_read_by_the_node_in_a_namespace(tmp_path):
     try:
         probe.wait_active("/cfg/ttt_perception", node)
         values = probe.get_parameters("/cfg/ttt_perception",
-                                      ["adaptation.mode", "model.path", "cameras", "input.qos", "deadline.budget_ms"])
+                                      ["adaptation.mode", "model.path", "cameras", "input.transport", "input.qos",
+                                       "deadline.budget_ms"])
         assert values == {"adaptation.mode": "reset", "model.path": str(model), "cameras": ["left", "right"],
-                          "input.qos": "sensor_data", "deadline.budget_ms": 0.0}  # -p after the file wins
-        assert "inputs /cfg/left/image, /cfg/left/image/compressed, /cfg/right/image" in node.log()
+                          "input.transport": "raw", "input.qos": "sensor_data",
+                          "deadline.budget_ms": 0.0}  # -p after the file wins
+        # one input per camera: image_transport publishes each frame on image and image/compressed
+        assert "inputs /cfg/left/image, /cfg/right/image (transport raw, QoS sensor_data)" in node.log()
     finally:
         probe.close()
         node.stop()

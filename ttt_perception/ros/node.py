@@ -229,14 +229,15 @@ class TTTPerceptionNode(LifecycleNode):
         self._next_frame.forget()
         qos = qos_profile_sensor_data if values["input.qos"] == "sensor_data" else RELIABLE_INPUT_QOS
         for camera in cameras:
-            self._cameras[camera] = self._camera_io(camera, qos, values["publish_debug_image"])
+            self._cameras[camera] = self._camera_io(camera, qos, values["input.transport"],
+                                                    values["publish_debug_image"])
         self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error).start()
         inputs = ", ".join(sub.topic_name for io in self._cameras.values() for sub in io.subscriptions)
         self.get_logger().info(
             f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
             f"({threads} torch threads), "
             f"mode {config.mode}, {auto_values_text(config, self._adapter.effective_config)}inputs {inputs} "
-            f"(QoS {values['input.qos']})")
+            f"(transport {values['input.transport']}, QoS {values['input.qos']})")
 
     def _apply_threads(self, torch, threads: int) -> int:
         """torch's intra-op threads for this process (0: the number torch chose at start)."""
@@ -258,13 +259,14 @@ class TTTPerceptionNode(LifecycleNode):
         model, _ = load_checkpoint(path, device)  # CheckpointError names the file and the problem
         return model
 
-    def _camera_io(self, camera: str, qos, debug: bool) -> CameraIO:
+    def _camera_io(self, camera: str, qos, transport: str, debug: bool) -> CameraIO:
         label = camera or "default"
+        # one topic per camera: image_transport publishes a frame on both, and both would answer it twice
+        compressed = transport == "compressed"
+        msg_type, leaf = (CompressedImage, "image/compressed") if compressed else (Image, "image")
         subscriptions = [
-            self.create_subscription(Image, params.topic(camera, "image"),
-                                     lambda msg, c=camera: self._on_image(c, msg, False), qos),
-            self.create_subscription(CompressedImage, params.topic(camera, "image/compressed"),
-                                     lambda msg, c=camera: self._on_image(c, msg, True), qos),
+            self.create_subscription(msg_type, params.topic(camera, leaf),
+                                     lambda msg, c=camera: self._on_image(c, msg, compressed), qos),
         ]
         return CameraIO(
             name=camera, label=label, stats=CameraStats(label), subscriptions=subscriptions,
@@ -493,7 +495,8 @@ class TTTPerceptionNode(LifecycleNode):
             info["cuda_memory_mb"] = torch.cuda.memory_allocated() / 2**20
         statuses = [node_status(name, level, message, info)]
         for io in list(self._cameras.values()):
-            hint = ", ".join(sub.topic_name for sub in io.subscriptions) + f" with QoS {values['input.qos']}"
+            hint = (", ".join(sub.topic_name for sub in io.subscriptions)
+                    + f" (input.transport {values['input.transport']}) with QoS {values['input.qos']}")
             statuses.append(camera_status(io.stats.snapshot(), name, self._active, input_hint=hint))
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
