@@ -5,9 +5,13 @@ serves the module; every test leaves its parameters as it found them. A second o
 one camera, ``input.transport: compressed``) serves the compressed input's tests.
 """
 
+import re
+
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -398,6 +402,59 @@ def test_stamp_clock_measures_the_budget_from_the_header_stamp(probe):
         results = probe.set_parameters(NODE, {"deadline.clock": "arrival",
                                               "deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]})
         assert all(result.successful for result in results)
+
+
+def test_a_negative_stamp_is_counted_and_logged_and_the_node_keeps_answering(probe, node):
+    """With deadline.clock stamp, a header stamp with negative seconds is no time (rclpy refuses it): the
+    frame is answered with its budget from its arrival, counted and logged; the process lives on."""
+    from builtin_interfaces.msg import Time
+
+    publisher = probe.publisher(f"{NS}/front/image")
+    try:
+        assert all(r.successful for r in probe.set_parameters(NODE, {"deadline.clock": "stamp"}))
+
+        def negative(index):
+            msg = frame(index, "front_negative_stamp")
+            msg.header.stamp = Time(sec=-1 - index, nanosec=5)
+            return msg
+
+        answer = _answer_keeping_stamp(probe, publisher, negative)
+        assert answer["uncertainty"]["deadline_met"] is True  # no budget (0): from the arrival, met
+        status = probe.diagnostics(f"{NODE}: camera front", lambda s: int(s["bad_stamp"]) >= 1)
+        assert status["level"] >= 1 and "header stamp that is no time" in status["message"]
+        assert node.alive() and re.search(r"header.stamp -\d+ s 5 ns is no time", node.log())
+        answer = probe.exchange(publisher, lambda i: frame(i, "front_after_negative"), probe.outputs["front"])
+        assert answer["detections"]["frame_id"] == "front_after_negative"
+    finally:
+        assert all(r.successful for r in probe.set_parameters(NODE, {"deadline.clock": "arrival"}))
+    assert node.alive()
+
+
+def test_an_exception_in_the_image_callback_is_counted_and_logged_not_raised(model):
+    """Whatever raises in the executor's image callback must not end spin() and the process: a node in
+    this process, configured for real, given a message that is not one."""
+    import rclpy
+
+    from ttt_perception.ros.node import TTTPerceptionNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = TTTPerceptionNode(context=context, namespace="/io_callback", parameter_overrides=[
+            Parameter("model.path", value=str(model)), Parameter("deadline.clock", value="stamp"),
+            Parameter("adaptation.batch_size", value=2)])
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            node._on_image("", None, False)  # no header: AttributeError
+            snapshot = node._cameras[""].stats.snapshot()
+            assert snapshot["counts"]["received"] == 1 and snapshot["counts"]["failed"] == 1
+            assert snapshot["in_flight"] == 0 and "in the image callback: AttributeError" in snapshot["last_error"]
+        finally:
+            node._release()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def _answer_keeping_stamp(probe, publisher, make_msg):

@@ -349,21 +349,42 @@ class TTTPerceptionNode(LifecycleNode):
     # ---- frames ------------------------------------------------------------------------------
 
     def _on_image(self, camera: str, msg, compressed: bool) -> None:
-        """Executor callback: stamp the arrival and hand the message to the camera's slot."""
+        """Executor callback: stamp the arrival and hand the message to the camera's slot.
+
+        Nothing may escape it: an exception in a subscription callback ends ``spin()``, and the process.
+        """
         arrival = time.perf_counter()
         slots, io = self._slots, self._cameras.get(camera)
         if not self._active or slots is None or io is None:
             return
-        age = None
-        if self.value("deadline.clock") == "stamp":
-            stamp = msg.header.stamp
-            if stamp.sec or stamp.nanosec:
-                now = self.get_clock().now()
-                age = max(0.0, (now - Time.from_msg(stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
         io.stats.received()
-        self._next_frame.arrived(camera, arrival)
-        if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
-            io.stats.dropped()
+        try:
+            age = self._stamp_age(io, msg) if self.value("deadline.clock") == "stamp" else None
+            self._next_frame.arrived(camera, arrival)
+            if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
+                io.stats.dropped()
+        except Exception as exc:  # noqa: BLE001 - counted and logged; the node goes on with the next frame
+            text = f"{type(exc).__name__}: {exc}"
+            io.stats.failed(f"in the image callback: {text}")
+            self._throttle((camera, "callback"), self.get_logger().error,
+                           f"camera '{io.label}': frame failed in the image callback: {text}")
+
+    def _stamp_age(self, io: CameraIO, msg) -> float | None:
+        """How old the frame is by its header stamp, on the node's clock; None without a stamp (zero), or
+        with one that is no time (negative seconds: counted and logged), so that its budget starts at arrival."""
+        stamp = msg.header.stamp
+        if not (stamp.sec or stamp.nanosec):
+            return None
+        now = self.get_clock().now()
+        try:
+            then = Time.from_msg(stamp, clock_type=now.clock_type)
+        except (ValueError, OverflowError) as exc:
+            io.stats.bad_stamp()
+            self._throttle((io.name, "bad_stamp"), self.get_logger().warning,
+                           f"camera '{io.label}': header.stamp {stamp.sec} s {stamp.nanosec} ns is no time "
+                           f"({exc}); the frame is answered, its budget starting at its arrival")
+            return None
+        return max(0.0, (now - then).nanoseconds * 1e-9)
 
     def _handle_frame(self, camera: str, frame: Frame) -> None:
         """Worker thread: convert, adapt and predict, publish."""
@@ -447,7 +468,7 @@ class TTTPerceptionNode(LifecycleNode):
         io = self._cameras.get(camera)
         text = f"{type(exc).__name__}: {exc}"
         if io is not None:
-            io.stats.failed(text)
+            io.stats.failed(f"in the adapter: {text}")
         self._throttle((camera, "failed"), self.get_logger().error,
                        f"camera '{io.label if io else camera}': frame failed in the adapter: {text}")
 
