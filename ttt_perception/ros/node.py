@@ -26,6 +26,7 @@ import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
@@ -103,7 +104,10 @@ class TTTPerceptionNode(LifecycleNode):
         self._threads = 0  # torch threads in use since the last configure
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # on a steady clock: with use_sim_time and nothing on /clock (a paused bag) ROS time stands still,
+        # and the health report, configure's ERROR included, must not (clock= exists from Humble on)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
 
     # ---- parameters --------------------------------------------------------------------------
