@@ -77,6 +77,13 @@ class TTTPerceptionNode(LifecycleNode):
         self._values, self._refused_overrides = params.declare_parameters(self)
         for problem in self._refused_overrides.values():
             self.get_logger().error(problem)
+        # why the node did not start by itself, while it stays unconfigured
+        self._start_note = ""
+        if "autostart" in self._refused_overrides:
+            self._start_note = ("not started by itself: its autostart override was refused, and starting on the "
+                                "default could be what it was meant to prevent; configure and activate with ros2 "
+                                "lifecycle set, or start it again with autostart true or false")
+            self.get_logger().error(self._start_note)
         self._lock = threading.Lock()  # guards _values and _pending_settings
         self._pending_settings: dict[str, Any] | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -183,6 +190,7 @@ class TTTPerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._configure_error = ""
+        self._start_note = ""
         self._state_label = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -501,6 +509,8 @@ class TTTPerceptionNode(LifecycleNode):
             level, message = ERROR, f"configure failed: {self._configure_error}"
         elif self._state_label == "active":
             level, message = OK, "active"
+        elif self._start_note and self._state_label == "unconfigured":
+            level, message = WARN, f"unconfigured: {self._start_note}"
         else:
             level, message = (WARN if self._state_label == "unconfigured" else OK), self._state_label
         info = {
@@ -527,7 +537,9 @@ class TTTPerceptionNode(LifecycleNode):
 
     @property
     def autostart(self) -> bool:
-        return bool(self.value("autostart"))
+        """Configure and activate at start-up: the parameter, and never after its override was refused
+        (the string "false" may well have meant false; starting on the default would hide the mistake)."""
+        return bool(self.value("autostart")) and "autostart" not in self._refused_overrides
 
 
 def auto_values_text(given, effective) -> str:

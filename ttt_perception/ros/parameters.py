@@ -194,7 +194,9 @@ SPECS: tuple[ParameterSpec, ...] = (
                   adapter_field="max_detections"),
     ParameterSpec("publish_debug_image", False, "Publish <camera>/debug_image with boxes and labels drawn "
                   "(only while someone subscribes).", RECONFIGURE),
-    ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up.", STARTUP),
+    ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up. A refused "
+                  "override (e.g. the string \"false\") does not start it: it stays unconfigured and says why.",
+                  STARTUP),
 )
 SPEC_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in SPECS}
 
