@@ -4,9 +4,11 @@
     ros2 launch ttt_perception ttt_perception.launch.py namespace:=robot1 image:=/camera/color/image_raw
     ros2 launch ttt_perception ttt_perception.launch.py params_file:=/path/to/my_params.yaml device:=cuda:0
 
-Arguments left empty (mode, device, image, namespace) change nothing: the parameter file decides.
-``mode`` and ``device`` override the file's ``adaptation.mode`` and ``model.device``. ``image`` remaps
-the single camera's input (``image`` and ``image/compressed``). The node configures and activates
+Arguments left empty (mode, device, use_sim_time, image, namespace) change nothing: the parameter file
+decides. ``mode``, ``device`` and ``use_sim_time`` override the file's ``adaptation.mode``,
+``model.device`` and ``use_sim_time``. ``image`` remaps
+the single camera's input: ``image``, and ``image/compressed`` to ``<image>/compressed`` (read instead with
+``input.transport: compressed``, image_transport's name for it). The node configures and activates
 itself (parameter ``autostart``); manage it with ``ros2 lifecycle`` instead by setting it to false.
 """
 
@@ -24,17 +26,25 @@ def _truthy(text: str) -> bool:
     return text.strip().lower() in ("true", "1", "yes", "on")
 
 
+def _overrides(mode: str, device: str, use_sim_time: str) -> dict:
+    """The parameters the arguments set; an empty argument sets none, so that the file's value stands
+    (a default of false for use_sim_time would beat the file's use_sim_time: true)."""
+    overrides = {}
+    if mode.strip():
+        overrides["adaptation.mode"] = mode.strip()
+    if device.strip():
+        overrides["model.device"] = device.strip()
+    if use_sim_time.strip():
+        overrides["use_sim_time"] = _truthy(use_sim_time)
+    return overrides
+
+
 def _node(context):
     """The node, built once the arguments are known (empty arguments add no override)."""
-    mode = LaunchConfiguration("mode").perform(context).strip()
-    device = LaunchConfiguration("device").perform(context).strip()
-    image = LaunchConfiguration("image").perform(context).strip()
-    namespace = LaunchConfiguration("namespace").perform(context).strip()
-    overrides = {"use_sim_time": _truthy(LaunchConfiguration("use_sim_time").perform(context))}
-    if mode:
-        overrides["adaptation.mode"] = mode
-    if device:
-        overrides["model.device"] = device
+    given = {name: LaunchConfiguration(name).perform(context)
+             for name in ("mode", "device", "use_sim_time", "image", "namespace")}
+    overrides = _overrides(given["mode"], given["device"], given["use_sim_time"])
+    image, namespace = given["image"].strip(), given["namespace"].strip()
     remappings = [("image", image), ("image/compressed", image + "/compressed")] if image else []
     return [
         LifecycleNode(
@@ -67,6 +77,8 @@ def generate_launch_description():
             "image", default_value="",
             description="Input image topic of the single camera (remaps 'image' and 'image/compressed')"),
         DeclareLaunchArgument(
-            "use_sim_time", default_value="false", description="Use /clock (simulation or bag replay)"),
+            "use_sim_time", default_value="",
+            description="true: use /clock (simulation or bag replay); empty: the parameter file's use_sim_time "
+                        "(false where it sets none)"),
         OpaqueFunction(function=_node),
     ])

@@ -68,10 +68,13 @@ def test_config_is_read_by_the_node_in_a_namespace(tmp_path):
     try:
         probe.wait_active("/cfg/ttt_perception", node)
         values = probe.get_parameters("/cfg/ttt_perception",
-                                      ["adaptation.mode", "model.path", "cameras", "input.qos", "deadline.budget_ms"])
+                                      ["adaptation.mode", "model.path", "cameras", "input.transport", "input.qos",
+                                       "deadline.budget_ms"])
         assert values == {"adaptation.mode": "reset", "model.path": str(model), "cameras": ["left", "right"],
-                          "input.qos": "sensor_data", "deadline.budget_ms": 0.0}  # -p after the file wins
-        assert "inputs /cfg/left/image, /cfg/left/image/compressed, /cfg/right/image" in node.log()
+                          "input.transport": "raw", "input.qos": "sensor_data",
+                          "deadline.budget_ms": 0.0}  # -p after the file wins
+        # one input per camera: image_transport publishes each frame on image and image/compressed
+        assert "inputs /cfg/left/image, /cfg/right/image (transport raw, QoS sensor_data)" in node.log()
     finally:
         probe.close()
         node.stop()
@@ -87,6 +90,32 @@ def test_launch_file_declares_the_arguments_of_the_issue():
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
             declared.add(call.args[0].value)
     assert declared == {"mode", "params_file", "device", "namespace", "image", "use_sim_time"}
+
+
+def _launch_functions(*names):
+    """Functions of the launch file that need no launch package, compiled from its own source."""
+    module = ast.Module(body=[node for node in _launch_tree().body
+                              if isinstance(node, ast.FunctionDef) and node.name in names], type_ignores=[])
+    namespace = {}
+    exec(compile(module, str(LAUNCH), "exec"), namespace)
+    return namespace
+
+
+def test_empty_launch_arguments_add_no_override():
+    """mode, device and use_sim_time left empty leave the parameter file's values alone (a use_sim_time
+    default of false once beat a file's use_sim_time: true)."""
+    defaults = {}
+    for call in ast.walk(_launch_tree()):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
+            default = next(k.value for k in call.keywords if k.arg == "default_value")
+            defaults[call.args[0].value] = default.value if isinstance(default, ast.Constant) else None
+    optional = ("mode", "device", "use_sim_time", "image", "namespace")
+    assert {name: defaults[name] for name in optional} == dict.fromkeys(optional, "")
+    overrides = _launch_functions("_truthy", "_overrides")["_overrides"]
+    assert overrides("", "", "") == {} and overrides(" ", "", " ") == {}
+    assert overrides("", "", "false") == {"use_sim_time": False}
+    assert overrides("", "", "True") == {"use_sim_time": True}
+    assert overrides("online", "cuda:0", "") == {"adaptation.mode": "online", "model.device": "cuda:0"}
 
 
 def test_launch_file_uses_the_launch_ros_api():

@@ -176,6 +176,11 @@ def test_assess_levels_and_reasons():
     level, message = assess(stats.snapshot(), active=True)
     assert level == WARN and "nan x1" in message
     stats.received()
+    stats.bad_stamp()  # answered all the same: not in the accounting of where a frame went
+    stats.published(_report())
+    level, message = assess(stats.snapshot(), active=True)
+    assert level == WARN and "header stamp that is no time" in message and stats.snapshot()["in_flight"] == 0
+    stats.received()
     stats.failed("CUDA out of memory")
     level, message = assess(stats.snapshot(), active=True)
     assert level == ERROR and "CUDA out of memory" in message
@@ -188,7 +193,7 @@ def test_diagnostic_statuses_have_levels_and_keys():
     status = camera_status(stats.snapshot(), "ttt_perception", active=True)
     keys = {pair.key for pair in status.values}
     assert {"input_hz", "output_hz", "dropped", "deadline_met_fraction", "mean_steps", "adapt_ms_p50",
-            "adapt_ms_p95", "auto_resets", "rejected"} <= keys
+            "adapt_ms_p95", "auto_resets", "rejected", "empty_frame_id", "bad_stamp"} <= keys
     assert status.name == "ttt_perception: camera front"
     node = node_status("ttt_perception", ERROR, "configure failed: model file /x.pt does not exist",
                        {"state": "unconfigured"})

@@ -94,3 +94,20 @@ def test_cleanup_frees_the_model_and_configure_brings_it_back(probe, node):
     assert probe.change_state(NODE, Transition.TRANSITION_ACTIVATE)
     answer = probe.exchange(probe.publisher(f"{NS}/image"), lambda i: frame(i, "faults_again"), probe.outputs)
     assert answer["detections"]["frame_id"] == "faults_again"
+
+
+def test_diagnostics_go_on_on_sim_time_without_clock(probe):
+    """use_sim_time with nothing on /clock (a paused bag, a simulator not up yet): ROS time stands still,
+    and /diagnostics, configure's ERROR included, must go on all the same (a steady-clock timer)."""
+    namespace = "/faults_sim_time"
+    process = NodeProcess({"model.path": MISSING, **FAST_PARAMETERS}, namespace=namespace,
+                          use_sim_time=True).start()
+    try:
+        probe.spin_until(lambda: "configure failed" in process.log() or not process.alive(),
+                         what="autostart to finish")
+        for _ in range(2):  # one status, then the next: the timer keeps firing
+            status = probe.diagnostics(f"{namespace}/ttt_perception: node", timeout=30.0)
+            assert status["level"] == 2 and MISSING in status["message"]
+        assert process.alive()
+    finally:
+        process.stop()

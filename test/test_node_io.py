@@ -1,12 +1,17 @@
 """The node over real DDS: frames in, detections and uncertainty out; parameters, reset, bad input, lifecycle.
 
-One node process (namespace /io, cameras front and rear, an untrained detector checkpoint) serves the
-whole module; every test leaves its parameters as it found them.
+One node process (namespace /io, cameras front and rear, an untrained detector checkpoint, raw input)
+serves the module; every test leaves its parameters as it found them. A second one (namespace /io_jpeg,
+one camera, ``input.transport: compressed``) serves the compressed input's tests.
 """
+
+import re
 
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -18,6 +23,7 @@ from ttt_perception.ros.image_conversion import rgb_to_compressed
 
 pytestmark = pytest.mark.ros
 NS = "/io"
+JPEG_NS = "/io_jpeg"
 NODE = f"{NS}/ttt_perception"
 CAMERAS = ("front", "rear")
 REPORT_KEYS = {"entropy", "max_prob", "margin", "ssl_loss_before", "ssl_loss_after", "steps_taken",
@@ -25,8 +31,12 @@ REPORT_KEYS = {"entropy", "max_prob", "margin", "ssl_loss_before", "ssl_loss_aft
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    model = make_tiny_detector(tmp_path_factory.mktemp("model") / "detector.pt")
+def model(tmp_path_factory):
+    return make_tiny_detector(tmp_path_factory.mktemp("model") / "detector.pt")
+
+
+@pytest.fixture(scope="module")
+def node(model):
     process = NodeProcess({"model.path": str(model), "cameras": list(CAMERAS), "adaptation.mode": "reset",
                            "publish_debug_image": True, **FAST_PARAMETERS}, namespace=NS).start()
     yield process
@@ -42,6 +52,27 @@ def probe(node):
         yield probe
     finally:
         probe.close()
+
+
+@pytest.fixture(scope="module")
+def jpeg_node(model, probe):
+    """A node reading compressed images (the probe of the module talks to both nodes)."""
+    process = NodeProcess({"model.path": str(model), "input.transport": "compressed", "adaptation.mode": "reset",
+                           **FAST_PARAMETERS}, namespace=JPEG_NS).start()
+    try:
+        probe.wait_active(f"{JPEG_NS}/ttt_perception", process)
+        probe.jpeg_outputs = probe.subscribe_outputs(JPEG_NS)
+        yield process
+    finally:
+        process.stop()
+
+
+def _jpeg(frame_id, size=(40, 56)):
+    def make(index):
+        rgb = np.random.default_rng(index).integers(0, 256, size=size + (3,), dtype=np.uint8)
+        return rgb_to_compressed(rgb, "jpeg", header=Header(frame_id=frame_id))
+
+    return make
 
 
 def _clear(probe):
@@ -82,17 +113,41 @@ def test_best_effort_publisher_is_matched_with_the_default_qos(probe):
     assert answer["detections"]["frame_id"] == "front_best_effort"
 
 
-def test_compressed_image_input(probe):
-    def jpeg(index):
-        rgb = np.random.default_rng(index).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
-        return rgb_to_compressed(rgb, "jpeg", header=Header(frame_id="rear_jpeg"))
+def _frame_ids(outputs):
+    return ({m.header.frame_id for m in outputs["uncertainty"]}
+            | {detections_summary(m)["frame_id"] for m in outputs["detections"]})
 
-    answer = probe.exchange(probe.publisher(f"{NS}/rear/image/compressed", CompressedImage), jpeg,
-                            probe.outputs["rear"], what="an answer to a JPEG frame")
-    assert answer["detections"]["frame_id"] == "rear_jpeg"
-    assert answer["uncertainty"]["camera"] == "rear"
-    for detection in answer["detections"]["detections"]:
+
+def _publish_for(probe, publisher, make_msg, seconds=2.0):
+    for index in range(int(seconds / 0.25)):
+        publisher.publish(make_msg(60_000 + index))
+        probe.spin_for(0.25)
+
+
+def test_raw_transport_reads_image_and_not_image_compressed(probe):
+    """The default: a camera driver publishes every frame on both topics; the node reads only one."""
+    probe.spin_until(lambda: probe.node.count_subscribers(f"{NS}/front/image") >= 1, what="the image subscription")
+    assert probe.node.count_subscribers(f"{NS}/front/image/compressed") == 0
+    _publish_for(probe, probe.publisher(f"{NS}/front/image/compressed", CompressedImage), _jpeg("front_jpeg_ignored"))
+    answer = probe.exchange(probe.publisher(f"{NS}/front/image"), lambda i: frame(i, "front_raw_read"),
+                            probe.outputs["front"])
+    assert answer["detections"]["frame_id"] == "front_raw_read"
+    assert "front_jpeg_ignored" not in _frame_ids(probe.outputs["front"])
+
+
+def test_compressed_transport_reads_image_compressed_and_not_image(probe, jpeg_node):
+    probe.spin_until(lambda: probe.node.count_subscribers(f"{JPEG_NS}/image/compressed") >= 1,
+                     what="the compressed image subscription")
+    assert probe.node.count_subscribers(f"{JPEG_NS}/image") == 0
+    _publish_for(probe, probe.publisher(f"{JPEG_NS}/image"), lambda i: frame(i, "raw_ignored"))
+    answer = probe.exchange(probe.publisher(f"{JPEG_NS}/image/compressed", CompressedImage), _jpeg("jpeg_read"),
+                            probe.jpeg_outputs, what="an answer to a JPEG frame")
+    assert answer["detections"]["frame_id"] == "jpeg_read"
+    assert answer["uncertainty"]["camera"] == "default"
+    for detection in answer["detections"]["detections"]:  # in the 56x40 JPEG's pixels
         assert 0 <= detection["center"][0] <= 56 and 0 <= detection["center"][1] <= 40
+    assert "raw_ignored" not in _frame_ids(probe.jpeg_outputs)
+    assert "inputs /io_jpeg/image/compressed (transport compressed" in jpeg_node.log()
 
 
 def test_two_cameras_are_answered_independently(probe):
@@ -234,17 +289,22 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("reason", sorted(BAD_INPUTS))
-def test_a_bad_frame_is_counted_logged_and_the_next_good_frame_is_answered(probe, node, reason):
+def test_a_bad_frame_is_counted_logged_and_the_next_good_frame_is_answered(probe, node, reason, request):
     msg_type, make_bad = BAD_INPUTS[reason]
-    topic = f"{NS}/rear/image/compressed" if msg_type is CompressedImage else f"{NS}/rear/image"
+    if msg_type is CompressedImage:  # the node that reads compressed images
+        node = request.getfixturevalue("jpeg_node")
+        topic, status_name, outputs = f"{JPEG_NS}/image/compressed", f"{JPEG_NS}/ttt_perception: camera default", \
+            probe.jpeg_outputs
+        good_publisher, make_good = probe.publisher(topic, CompressedImage), _jpeg("rear_good")
+    else:
+        topic, status_name, outputs = f"{NS}/rear/image", f"{NODE}: camera rear", probe.outputs["rear"]
+        good_publisher, make_good = probe.publisher(topic), lambda i: frame(i, "rear_good")
     bad_publisher = probe.publisher(topic, msg_type)
     probe.received.get("/diagnostics", []).clear()
-    status = probe.diagnostics("/io/ttt_perception: camera rear",
-                               lambda s: int(s.get(f"rejected.{reason}", "0")) >= 1,
+    status = probe.diagnostics(status_name, lambda s: int(s.get(f"rejected.{reason}", "0")) >= 1,
                                every=lambda: bad_publisher.publish(make_bad()))
     assert status["level"] >= 1 and "rejected" in status["message"]
-    answer = probe.exchange(probe.publisher(f"{NS}/rear/image"), lambda i: frame(i, "rear_good"),
-                            probe.outputs["rear"], what=f"an answer after a {reason} frame")
+    answer = probe.exchange(good_publisher, make_good, outputs, what=f"an answer after a {reason} frame")
     assert answer["detections"]["frame_id"] == "rear_good"
     assert f"frame rejected ({reason})" in node.log()
 
@@ -342,6 +402,59 @@ def test_stamp_clock_measures_the_budget_from_the_header_stamp(probe):
         results = probe.set_parameters(NODE, {"deadline.clock": "arrival",
                                               "deadline.budget_ms": FAST_PARAMETERS["deadline.budget_ms"]})
         assert all(result.successful for result in results)
+
+
+def test_a_negative_stamp_is_counted_and_logged_and_the_node_keeps_answering(probe, node):
+    """With deadline.clock stamp, a header stamp with negative seconds is no time (rclpy refuses it): the
+    frame is answered with its budget from its arrival, counted and logged; the process lives on."""
+    from builtin_interfaces.msg import Time
+
+    publisher = probe.publisher(f"{NS}/front/image")
+    try:
+        assert all(r.successful for r in probe.set_parameters(NODE, {"deadline.clock": "stamp"}))
+
+        def negative(index):
+            msg = frame(index, "front_negative_stamp")
+            msg.header.stamp = Time(sec=-1 - index, nanosec=5)
+            return msg
+
+        answer = _answer_keeping_stamp(probe, publisher, negative)
+        assert answer["uncertainty"]["deadline_met"] is True  # no budget (0): from the arrival, met
+        status = probe.diagnostics(f"{NODE}: camera front", lambda s: int(s["bad_stamp"]) >= 1)
+        assert status["level"] >= 1 and "header stamp that is no time" in status["message"]
+        assert node.alive() and re.search(r"header.stamp -\d+ s 5 ns is no time", node.log())
+        answer = probe.exchange(publisher, lambda i: frame(i, "front_after_negative"), probe.outputs["front"])
+        assert answer["detections"]["frame_id"] == "front_after_negative"
+    finally:
+        assert all(r.successful for r in probe.set_parameters(NODE, {"deadline.clock": "arrival"}))
+    assert node.alive()
+
+
+def test_an_exception_in_the_image_callback_is_counted_and_logged_not_raised(model):
+    """Whatever raises in the executor's image callback must not end spin() and the process: a node in
+    this process, configured for real, given a message that is not one."""
+    import rclpy
+
+    from ttt_perception.ros.node import TTTPerceptionNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = TTTPerceptionNode(context=context, namespace="/io_callback", parameter_overrides=[
+            Parameter("model.path", value=str(model)), Parameter("deadline.clock", value="stamp"),
+            Parameter("adaptation.batch_size", value=2)])
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            node._on_image("", None, False)  # no header: AttributeError
+            snapshot = node._cameras[""].stats.snapshot()
+            assert snapshot["counts"]["received"] == 1 and snapshot["counts"]["failed"] == 1
+            assert snapshot["in_flight"] == 0 and "in the image callback: AttributeError" in snapshot["last_error"]
+        finally:
+            node._release()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def _answer_keeping_stamp(probe, publisher, make_msg):

@@ -119,6 +119,27 @@ def test_a_refused_override_fails_configure_instead_of_running_on_the_default(pr
         node.stop()
 
 
+def test_a_refused_autostart_override_does_not_start_the_node(probe, model):
+    """autostart is read-only: a refused override (the string "false", quoted in YAML) cannot be set right
+    on the running node, so it does not start it; configured by hand, the node works."""
+    namespace, name = "/routes_autostart", "/routes_autostart/ttt_perception"
+    node = NodeProcess({"model.path": str(model), **FAST_PARAMETERS}, namespace=namespace,
+                       ros_args=["-p", "autostart:='false'"]).start()
+    try:
+        probe.spin_until(lambda: "not started by itself" in node.log() or not node.alive(),
+                         what="the node to decide about autostart")
+        log = node.log()
+        assert node.alive() and "parameter autostart: override refused" in log and "configured:" not in log
+        assert probe.lifecycle_state(name) == "unconfigured"
+        status = probe.diagnostics(f"{name}: node")
+        assert status["level"] == 1 and "autostart override was refused" in status["message"]
+        assert probe.change_state(name, Transition.TRANSITION_CONFIGURE)
+        assert probe.change_state(name, Transition.TRANSITION_ACTIVATE)
+        assert _mode_of_an_answered_frame(probe, namespace) == "online"
+    finally:
+        node.stop()
+
+
 def test_first_frames_after_a_plain_start_meet_their_deadline_and_adapt(probe, model):
     """As `ros2 launch` starts it: no thread settings in the environment, the node's own defaults.
 

@@ -37,6 +37,19 @@ def test_colcon_build_installs_launch_config_and_models(colcon_install):
     assert list(colcon_install.glob("lib/python3*/site-packages/ttt_perception/profiles/noisy_camera.yaml"))
 
 
+def test_package_xml_has_no_dependency_that_rosdep_installs_with_pip():
+    """`rosdep install` runs `sudo pip install` for *-pip keys (python3-pytorch-pip: an unpinned torch,
+    refused under PEP 668); torch comes from pip by hand, as the README says."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.parse(REPO / "package.xml").getroot()
+    keys = [element.text.strip() for element in root if element.tag.endswith("depend")]
+    assert "rclpy" in keys and "python3-numpy" in keys
+    assert [key for key in keys if key.endswith("-pip") or "torch" in key] == []
+    readme = (REPO / "README.md").read_text()
+    assert "pip install torch==" in readme and "# not in rosdep" in readme
+
+
 @pytest.mark.parametrize("args", [[], ["train"], ["bench"], ["bench", "accuracy"]])
 def test_every_subcommand_has_help(args):
     done = subprocess.run([sys.executable, "-m", "ttt_perception.cli", *args, "--help"], capture_output=True,

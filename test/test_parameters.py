@@ -15,8 +15,8 @@ from ttt_perception.ros import parameters as P
 def test_defaults_are_valid_and_every_parameter_of_the_issue_exists():
     values = P.defaults()
     assert P.validate(values) == []
-    for name in ("model.path", "model.device", "model.threads", "cameras", "input.qos", "adaptation.mode",
-                 "adaptation.objective",
+    for name in ("model.path", "model.device", "model.threads", "cameras", "input.transport", "input.qos",
+                 "adaptation.mode", "adaptation.objective",
                  "adaptation.max_steps", "adaptation.learning_rate", "adaptation.batch_size",
                  "adaptation.share_state", "deadline.budget_ms", "deadline.policy", "deadline.clock",
                  "detection.score_threshold", "detection.max_detections", "publish_debug_image", "autostart"):
@@ -59,6 +59,8 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("deadline.clock", "wall", "arrival, stamp"),
         ("detection.score_threshold", 1.5, "[0, 1]"),
         ("input.qos", "best_effort", "sensor_data, reliable"),
+        ("input.transport", "both", "raw, compressed"),
+        ("input.transport", "jpeg", "raw, compressed"),
         ("model.device", "tpu", "auto, cpu, cuda or cuda:N"),
         ("cameras", ["front", "front"], "duplicate"),
         ("cameras", ["front", ""], "not a relative ROS name"),

@@ -330,7 +330,9 @@ class BagReplayer:
             time.sleep(0.05)
         if opts.wait_s > 0:
             if missing:
-                _LOG.warning("playing without %s (waited %.1f s)", ", ".join(missing), opts.wait_s)
+                hint = ("; the ttt_perception node reads <camera>/image/compressed only with input.transport "
+                        "compressed" if any(t.endswith("/compressed") for t in missing) else "")
+                _LOG.warning("playing without %s (waited %.1f s%s)", ", ".join(missing), opts.wait_s, hint)
             else:
                 time.sleep(0.3)  # let the other side finish matching too
         self.summary.unmatched = missing if opts.wait_s > 0 else []

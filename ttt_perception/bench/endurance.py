@@ -10,8 +10,9 @@ Four phases, each against the real node in its own process over DDS (loopback, a
   from the sample after the warm-up (``--warmup`` of the frames) to the end. Every frame sent must
   be answered or counted by the node (dropped, rejected, failed): ``lost`` is what is neither.
 * fuzz: ``--fuzz`` malformed Image and CompressedImage messages (random encodings, sizes, steps,
-  truncated and oversized data, NaN floats, garbage and truncated JPEG/PNG, large PNGs); then good
-  frames must still be answered. ``crashes``: the node process died or the adapter raised.
+  truncated and oversized data, NaN floats, garbage and truncated JPEG/PNG, large PNGs), half of them
+  into a node reading raw images, half into one reading compressed ones (``input.transport``); then
+  good frames must still be answered. ``crashes``: a node process died or the adapter raised.
 * lifecycle: ``--cycles`` configure/activate/(one frame)/deactivate/cleanup cycles through the
   lifecycle services; memory, threads and open files after each cleanup.
 * recovery: a static camera whose lens is covered (flat frames) while the online state is driven
@@ -209,32 +210,50 @@ def fuzzed_compressed(rng):
 
 
 def fuzz(settings: dict, model: str, work: Path, seed: int = 0) -> dict[str, Any]:
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage
-
-    namespace = "/endurance_fuzz"
-    node = _start(namespace, {"model.path": model, "cameras": ["cam0"], "adaptation.mode": "online",
-                              "input.qos": "reliable"}, work, "fuzz")
-    probe = _Probe(namespace, 1)
-    compressed = probe.node.create_publisher(CompressedImage, f"{namespace}/cam0/image/compressed",
-                                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    """Half the messages (Image) into a node reading raw images, the other half (CompressedImage) into
+    one reading compressed images: a camera reads one of the two topics (``input.transport``)."""
     rng = np.random.default_rng(seed)
-    kinds: dict[str, int] = {}
+    count = settings["fuzz"]
+    halves = {transport: _fuzz_node(transport, number, model, work, rng)
+              for transport, number in (("raw", count - count // 2), ("compressed", count // 2))}
+    parts = list(halves.values())
+    reasons: dict[str, int] = {}
+    for part in parts:
+        for reason, number in part["rejected_by_reason"].items():
+            reasons[reason] = reasons.get(reason, 0) + number
+    totals = {key: sum(part[key] for part in parts)
+              for key in ("messages", "node_received", "answered", "dropped", "rejected", "adapter_failures",
+                          "crashes")}
+    return {
+        **totals, "by_kind": {"image": halves["raw"]["messages"], "compressed": halves["compressed"]["messages"]},
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "good_frames_after": {key: sum(part["good_frames_after"][key] for part in parts)
+                              for key in ("sent", "answered")},
+        "node_alive": all(part["node_alive"] for part in parts),
+        "by_transport": halves,
+    }
+
+
+def _fuzz_node(transport: str, count: int, model: str, work: Path, rng) -> dict[str, Any]:
+    """``count`` fuzzed messages of the kind a node with this ``input.transport`` reads, then good frames."""
+    namespace = f"/endurance_fuzz_{transport}"
+    node = _start(namespace, {"model.path": model, "cameras": ["cam0"], "adaptation.mode": "online",
+                              "input.qos": "reliable", "input.transport": transport}, work, f"fuzz_{transport}")
+    probe = _Probe(namespace, 1, transport=transport)
+    make = fuzzed_image if transport == "raw" else fuzzed_compressed
     try:
         _active(node)
         before = probe.counters(namespace, 1)
-        for index in range(settings["fuzz"]):
-            msg, what = fuzzed_image(rng) if index % 2 == 0 else fuzzed_compressed(rng)
-            kind = what.split(" ")[0]
-            kinds[kind] = kinds.get(kind, 0) + 1
+        for index in range(count):
+            msg, _ = make(rng)
             msg.header.stamp.sec, msg.header.frame_id = 500_000 + index, "fuzz"
-            (probe.publishers[0] if kind == "image" else compressed).publish(msg)
+            probe.publishers[0].publish(msg)
             time.sleep(0.05)
 
         def settled():
             now = probe.counters(namespace, 1)
             delta = {key: now[key] - before[key] for key in now}
-            return delta["received"] >= settings["fuzz"] and delta["received"] == (
+            return delta["received"] >= count and delta["received"] == (
                 delta["published"] + delta["dropped"] + delta["rejected"] + delta["failed"])
 
         _wait(settled, timeout=120.0)
@@ -244,14 +263,16 @@ def fuzz(settings: dict, model: str, work: Path, seed: int = 0) -> dict[str, Any
         reasons = {key[len("rejected."):]: int(value)
                    for key, value in _camera_values(probe, namespace, "cam0").items()
                    if key.startswith("rejected.")}
-        good = run_case(probe, namespace, 5.0, 1, 3.0, _frames((120, 160), 4), stamp_base=900_000)
+        good = run_case(probe, namespace, 5.0, 1, 3.0,
+                        _frames((120, 160), 4, image_format="raw" if transport == "raw" else "jpeg"),
+                        stamp_base=900_000)
         alive = node.alive()
         usage = process_usage(node.process.pid) if alive else None
     finally:
         probe.close()
         node.stop()
     return {
-        "messages": settings["fuzz"], "by_kind": kinds, "node_received": delta["received"],
+        "messages": count, "node_received": delta["received"],
         "answered": delta["published"], "dropped": delta["dropped"], "rejected": delta["rejected"],
         "rejected_by_reason": reasons, "adapter_failures": delta["failed"],
         "crashes": int(not alive) + delta["failed"],

@@ -49,11 +49,14 @@ def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path)
 
 
 class _Probe:
-    def __init__(self, namespace: str, cameras: int):
+    """Publishers of cam0..camN-1's input (``transport``: raw, ``image``; compressed, ``image/compressed``,
+    what a node with that ``input.transport`` reads); the answers, reports and counters that come back."""
+
+    def __init__(self, namespace: str, cameras: int, transport: str = "raw"):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CompressedImage, Image
 
         from ..ros.detection_message import DetectionMessageBuilder, detections_summary
         from ..ros.uncertainty_message import parse_uncertainty
@@ -68,9 +71,10 @@ class _Probe:
         self.reports: dict[tuple, dict[str, Any]] = {}
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.publishers = []
+        msg_type, leaf = (CompressedImage, "image/compressed") if transport == "compressed" else (Image, "image")
         for i in range(cameras):
             self.publishers.append(
-                self.node.create_publisher(Image, f"{namespace}/cam{i}/image", reliable))
+                self.node.create_publisher(msg_type, f"{namespace}/cam{i}/{leaf}", reliable))
             self.node.create_subscription(
                 DetectionMessageBuilder().msg_type, f"{namespace}/cam{i}/detections",
                 lambda msg, c=i: self._on_detections(c, msg), reliable)
@@ -122,13 +126,16 @@ class _Probe:
         rclpy.shutdown(context=self.context)
 
 
-def _frames(size, count: int, seed: int = 0):
-    from ..ros.image_conversion import rgb_to_image
+def _frames(size, count: int, seed: int = 0, image_format: str = "raw"):
+    """Random rgb8 Images; with ``image_format`` jpeg or png, CompressedImages."""
+    from ..ros.image_conversion import rgb_to_compressed, rgb_to_image
 
     rng = np.random.default_rng(seed)
     height, width = size
-    return [rgb_to_image(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8), "rgb8")
-            for _ in range(count)]
+    pixels = [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(count)]
+    if image_format == "raw":
+        return [rgb_to_image(rgb, "rgb8") for rgb in pixels]
+    return [rgb_to_compressed(rgb, image_format) for rgb in pixels]
 
 
 def _wait(predicate, timeout: float) -> bool:

@@ -27,13 +27,13 @@ class CameraStats:
         self._lock = threading.Lock()
         self._created = clock()
         self.counts: dict[str, int] = {"received": 0, "published": 0, "dropped": 0, "rejected": 0,
-                                       "failed": 0, "auto_resets": 0, "empty_frame_id": 0}
+                                       "failed": 0, "auto_resets": 0, "empty_frame_id": 0, "bad_stamp": 0}
         self.rejected_by_reason: dict[str, int] = {}
         self.last_auto_reset = ""
         self.last_error = ""
         self._events: dict[str, deque[float]] = {kind: deque() for kind in
                                                  ("received", "published", "dropped", "rejected", "failed",
-                                                  "auto_resets", "empty_frame_id")}
+                                                  "auto_resets", "empty_frame_id", "bad_stamp")}
         self._frames: deque[tuple[bool, int, float, float]] = deque(maxlen=RECENT_FRAMES)
 
     def _event(self, kind: str, count: int = 1) -> None:
@@ -65,6 +65,11 @@ class CameraStats:
     def empty_frame_id(self) -> None:
         with self._lock:
             self._event("empty_frame_id")
+
+    def bad_stamp(self) -> None:
+        """A header stamp that is no time (deadline.clock stamp): the frame is answered all the same."""
+        with self._lock:
+            self._event("bad_stamp")
 
     def published(self, report: Mapping[str, Any]) -> None:
         """A frame answered; ``report`` is the adapter's ``FrameReport.as_dict()``."""
@@ -136,8 +141,8 @@ def assess(snapshot: Mapping[str, Any], active: bool, input_hint: str = "") -> t
     recent = snapshot["recent"]
     errors, warnings = [], []
     if recent["failed"]:
-        errors.append(f"{recent['failed']} frames failed in the adapter in the last {snapshot['window_s']:.0f} s"
-                      f" ({snapshot['last_error']})")
+        errors.append(f"{recent['failed']} frames failed in the last {snapshot['window_s']:.0f} s"
+                      f" (last: {snapshot['last_error']})")
     if recent["received"] and not recent["published"] and snapshot["age_s"] >= STALL_S \
             and recent["received"] > recent["rejected"] + recent["failed"]:
         errors.append(f"{recent['received']} frames received but none answered in the last "
@@ -157,6 +162,8 @@ def assess(snapshot: Mapping[str, Any], active: bool, input_hint: str = "") -> t
         warnings.append(f"automatic reset to the source weights ({snapshot['last_auto_reset']})")
     if recent["empty_frame_id"]:
         warnings.append("frames with an empty frame_id (outputs cannot be placed in TF)")
+    if recent["bad_stamp"]:
+        warnings.append("frames with a header stamp that is no time (budgets from their arrival instead)")
     if errors:
         return ERROR, "; ".join(errors + warnings)
     if warnings:

@@ -6,7 +6,7 @@ ERROR with the reason when configure failed) and one per camera ("<node>: camera
 ``input_hz``, ``output_hz`` (over the last 10 s), ``received``, ``published``, ``dropped``, ``rejected``,
 ``rejected.<reason>``, ``failed``, ``in_flight``, ``deadline_met_fraction``, ``mean_steps``,
 ``adapt_ms_p50``, ``adapt_ms_p95``, ``total_ms_p95`` (over the last 100 frames), ``auto_resets``,
-``last_auto_reset``, ``empty_frame_id``. Level and message come from ``camera_stats.assess``.
+``last_auto_reset``, ``empty_frame_id``, ``bad_stamp``. Level and message come from ``camera_stats.assess``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def camera_status(snapshot: Mapping[str, Any], node_name: str, active: bool, inp
         ("adapt_ms_p50", snapshot["adapt_ms_p50"]), ("adapt_ms_p95", snapshot["adapt_ms_p95"]),
         ("total_ms_p95", snapshot["total_ms_p95"]), ("auto_resets", counts["auto_resets"]),
         ("last_auto_reset", snapshot["last_auto_reset"]), ("empty_frame_id", counts["empty_frame_id"]),
+        ("bad_stamp", counts["bad_stamp"]),
     ]
     status.values = [KeyValue(key=key, value=_number(value)) for key, value in pairs]
     return status

@@ -26,6 +26,7 @@ import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
@@ -76,6 +77,13 @@ class TTTPerceptionNode(LifecycleNode):
         self._values, self._refused_overrides = params.declare_parameters(self)
         for problem in self._refused_overrides.values():
             self.get_logger().error(problem)
+        # why the node did not start by itself, while it stays unconfigured
+        self._start_note = ""
+        if "autostart" in self._refused_overrides:
+            self._start_note = ("not started by itself: its autostart override was refused, and starting on the "
+                                "default could be what it was meant to prevent; configure and activate with ros2 "
+                                "lifecycle set, or start it again with autostart true or false")
+            self.get_logger().error(self._start_note)
         self._lock = threading.Lock()  # guards _values and _pending_settings
         self._pending_settings: dict[str, Any] | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -103,7 +111,10 @@ class TTTPerceptionNode(LifecycleNode):
         self._threads = 0  # torch threads in use since the last configure
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # on a steady clock: with use_sim_time and nothing on /clock (a paused bag) ROS time stands still,
+        # and the health report, configure's ERROR included, must not (clock= exists from Humble on)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
 
     # ---- parameters --------------------------------------------------------------------------
@@ -179,6 +190,7 @@ class TTTPerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._configure_error = ""
+        self._start_note = ""
         self._state_label = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -229,14 +241,15 @@ class TTTPerceptionNode(LifecycleNode):
         self._next_frame.forget()
         qos = qos_profile_sensor_data if values["input.qos"] == "sensor_data" else RELIABLE_INPUT_QOS
         for camera in cameras:
-            self._cameras[camera] = self._camera_io(camera, qos, values["publish_debug_image"])
+            self._cameras[camera] = self._camera_io(camera, qos, values["input.transport"],
+                                                    values["publish_debug_image"])
         self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error).start()
         inputs = ", ".join(sub.topic_name for io in self._cameras.values() for sub in io.subscriptions)
         self.get_logger().info(
             f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
             f"({threads} torch threads), "
             f"mode {config.mode}, {auto_values_text(config, self._adapter.effective_config)}inputs {inputs} "
-            f"(QoS {values['input.qos']})")
+            f"(transport {values['input.transport']}, QoS {values['input.qos']})")
 
     def _apply_threads(self, torch, threads: int) -> int:
         """torch's intra-op threads for this process (0: the number torch chose at start)."""
@@ -258,13 +271,14 @@ class TTTPerceptionNode(LifecycleNode):
         model, _ = load_checkpoint(path, device)  # CheckpointError names the file and the problem
         return model
 
-    def _camera_io(self, camera: str, qos, debug: bool) -> CameraIO:
+    def _camera_io(self, camera: str, qos, transport: str, debug: bool) -> CameraIO:
         label = camera or "default"
+        # one topic per camera: image_transport publishes a frame on both, and both would answer it twice
+        compressed = transport == "compressed"
+        msg_type, leaf = (CompressedImage, "image/compressed") if compressed else (Image, "image")
         subscriptions = [
-            self.create_subscription(Image, params.topic(camera, "image"),
-                                     lambda msg, c=camera: self._on_image(c, msg, False), qos),
-            self.create_subscription(CompressedImage, params.topic(camera, "image/compressed"),
-                                     lambda msg, c=camera: self._on_image(c, msg, True), qos),
+            self.create_subscription(msg_type, params.topic(camera, leaf),
+                                     lambda msg, c=camera: self._on_image(c, msg, compressed), qos),
         ]
         return CameraIO(
             name=camera, label=label, stats=CameraStats(label), subscriptions=subscriptions,
@@ -347,21 +361,42 @@ class TTTPerceptionNode(LifecycleNode):
     # ---- frames ------------------------------------------------------------------------------
 
     def _on_image(self, camera: str, msg, compressed: bool) -> None:
-        """Executor callback: stamp the arrival and hand the message to the camera's slot."""
+        """Executor callback: stamp the arrival and hand the message to the camera's slot.
+
+        Nothing may escape it: an exception in a subscription callback ends ``spin()``, and the process.
+        """
         arrival = time.perf_counter()
         slots, io = self._slots, self._cameras.get(camera)
         if not self._active or slots is None or io is None:
             return
-        age = None
-        if self.value("deadline.clock") == "stamp":
-            stamp = msg.header.stamp
-            if stamp.sec or stamp.nanosec:
-                now = self.get_clock().now()
-                age = max(0.0, (now - Time.from_msg(stamp, clock_type=now.clock_type)).nanoseconds * 1e-9)
         io.stats.received()
-        self._next_frame.arrived(camera, arrival)
-        if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
-            io.stats.dropped()
+        try:
+            age = self._stamp_age(io, msg) if self.value("deadline.clock") == "stamp" else None
+            self._next_frame.arrived(camera, arrival)
+            if slots.put(camera, Frame(msg, compressed, arrival, age)) is not None:
+                io.stats.dropped()
+        except Exception as exc:  # noqa: BLE001 - counted and logged; the node goes on with the next frame
+            text = f"{type(exc).__name__}: {exc}"
+            io.stats.failed(f"in the image callback: {text}")
+            self._throttle((camera, "callback"), self.get_logger().error,
+                           f"camera '{io.label}': frame failed in the image callback: {text}")
+
+    def _stamp_age(self, io: CameraIO, msg) -> float | None:
+        """How old the frame is by its header stamp, on the node's clock; None without a stamp (zero), or
+        with one that is no time (negative seconds: counted and logged), so that its budget starts at arrival."""
+        stamp = msg.header.stamp
+        if not (stamp.sec or stamp.nanosec):
+            return None
+        now = self.get_clock().now()
+        try:
+            then = Time.from_msg(stamp, clock_type=now.clock_type)
+        except (ValueError, OverflowError) as exc:
+            io.stats.bad_stamp()
+            self._throttle((io.name, "bad_stamp"), self.get_logger().warning,
+                           f"camera '{io.label}': header.stamp {stamp.sec} s {stamp.nanosec} ns is no time "
+                           f"({exc}); the frame is answered, its budget starting at its arrival")
+            return None
+        return max(0.0, (now - then).nanoseconds * 1e-9)
 
     def _handle_frame(self, camera: str, frame: Frame) -> None:
         """Worker thread: convert, adapt and predict, publish."""
@@ -445,7 +480,7 @@ class TTTPerceptionNode(LifecycleNode):
         io = self._cameras.get(camera)
         text = f"{type(exc).__name__}: {exc}"
         if io is not None:
-            io.stats.failed(text)
+            io.stats.failed(f"in the adapter: {text}")
         self._throttle((camera, "failed"), self.get_logger().error,
                        f"camera '{io.label if io else camera}': frame failed in the adapter: {text}")
 
@@ -474,6 +509,8 @@ class TTTPerceptionNode(LifecycleNode):
             level, message = ERROR, f"configure failed: {self._configure_error}"
         elif self._state_label == "active":
             level, message = OK, "active"
+        elif self._start_note and self._state_label == "unconfigured":
+            level, message = WARN, f"unconfigured: {self._start_note}"
         else:
             level, message = (WARN if self._state_label == "unconfigured" else OK), self._state_label
         info = {
@@ -493,13 +530,16 @@ class TTTPerceptionNode(LifecycleNode):
             info["cuda_memory_mb"] = torch.cuda.memory_allocated() / 2**20
         statuses = [node_status(name, level, message, info)]
         for io in list(self._cameras.values()):
-            hint = ", ".join(sub.topic_name for sub in io.subscriptions) + f" with QoS {values['input.qos']}"
+            hint = (", ".join(sub.topic_name for sub in io.subscriptions)
+                    + f" (input.transport {values['input.transport']}) with QoS {values['input.qos']}")
             statuses.append(camera_status(io.stats.snapshot(), name, self._active, input_hint=hint))
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     @property
     def autostart(self) -> bool:
-        return bool(self.value("autostart"))
+        """Configure and activate at start-up: the parameter, and never after its override was refused
+        (the string "false" may well have meant false; starting on the default would hide the mistake)."""
+        return bool(self.value("autostart")) and "autostart" not in self._refused_overrides
 
 
 def auto_values_text(given, effective) -> str:

@@ -41,6 +41,7 @@ from ..choices import (
 
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
+TRANSPORTS = ("raw", "compressed")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # a camera name is a relative ROS name: tokens of letters, digits and underscores, not starting with a digit
 CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -94,9 +95,13 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("model.threads", DEFAULT_THREADS, "Torch CPU threads of the node (set at configure); 0: "
                   "torch's own choice (every core). 1 keeps a frame's time steady beside other nodes; more "
                   "threads help large models only when cores are free.", RECONFIGURE, low=0, high=256),
-    ParameterSpec("cameras", [""], "Camera names. Each camera <c> reads <c>/image or <c>/image/compressed and "
-                  "writes <c>/detections and <c>/uncertainty (relative names). [\"\"]: one camera with the "
-                  "topics image, image/compressed, detections, uncertainty.", RECONFIGURE),
+    ParameterSpec("cameras", [""], "Camera names. Each camera <c> reads <c>/image (or <c>/image/compressed: "
+                  "input.transport) and writes <c>/detections and <c>/uncertainty (relative names). [\"\"]: "
+                  "one camera with the topics image, detections, uncertainty.", RECONFIGURE),
+    ParameterSpec("input.transport", "raw", "The one image topic each camera reads: raw (<c>/image, "
+                  "sensor_msgs/Image) or compressed (<c>/image/compressed, sensor_msgs/CompressedImage: JPEG, "
+                  "PNG). Never both: a camera driver (image_transport) publishes both, and every frame would "
+                  "be answered twice.", RECONFIGURE, choices=TRANSPORTS),
     ParameterSpec("input.qos", "sensor_data", "QoS of the image subscriptions: sensor_data (best effort, "
                   "matches every publisher) or reliable (matches reliable publishers only).", RECONFIGURE,
                   choices=QOS_CHOICES),
@@ -189,7 +194,9 @@ SPECS: tuple[ParameterSpec, ...] = (
                   adapter_field="max_detections"),
     ParameterSpec("publish_debug_image", False, "Publish <camera>/debug_image with boxes and labels drawn "
                   "(only while someone subscribes).", RECONFIGURE),
-    ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up.", STARTUP),
+    ParameterSpec("autostart", True, "Configure and activate the node by itself at start-up. A refused "
+                  "override (e.g. the string \"false\") does not start it: it stays unconfigured and says why.",
+                  STARTUP),
 )
 SPEC_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in SPECS}
 
