@@ -360,6 +360,22 @@ def test_diagnostics_report_rates_drops_and_timing_per_camera(probe):
     assert node_status["device"] == "cpu" and node_status["mode"] == "reset"
 
 
+def test_diagnostics_report_the_settings_in_force_and_name_those_waiting_for_a_configure(probe):
+    node_status = probe.diagnostics("/io/ttt_perception: node")
+    model = node_status["model"]
+    try:
+        results = probe.set_parameters(NODE, {"model.path": "/nowhere/else.pt", "input.qos": "reliable"})
+        assert all(result.successful for result in results)
+        status = probe.diagnostics("/io/ttt_perception: node", lambda s: "pending_reconfigure" in s)
+        assert status["pending_reconfigure"] == "input.qos, model.path"
+        assert status["model"] == model  # the loaded one, not the one set for the next configure
+    finally:
+        results = probe.set_parameters(NODE, {"model.path": model, "input.qos": "sensor_data"})
+        assert all(result.successful for result in results)
+    assert "pending_reconfigure" not in probe.diagnostics("/io/ttt_perception: node",
+                                                         lambda s: "pending_reconfigure" not in s)
+
+
 def test_debug_image_has_the_input_header_and_size_and_boxes_drawn(probe):
     debug_images = probe.subscribe(f"{NS}/front/debug_image", Image)
     grey = np.full((48, 64, 3), 128, np.uint8)

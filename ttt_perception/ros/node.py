@@ -109,6 +109,7 @@ class TTTPerceptionNode(LifecycleNode):
         self._cuda_used = False
         self._torch_default_threads: int | None = None
         self._threads = 0  # torch threads in use since the last configure
+        self._in_use: dict[str, Any] = {}  # the reconfigure parameters' values at the last configure
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # on a steady clock: with use_sim_time and nothing on /clock (a paused bag) ROS time stands still,
@@ -250,6 +251,7 @@ class TTTPerceptionNode(LifecycleNode):
             f"({threads} torch threads), "
             f"mode {config.mode}, {auto_values_text(config, self._adapter.effective_config)}inputs {inputs} "
             f"(transport {values['input.transport']}, QoS {values['input.qos']})")
+        self._in_use = {spec.name: values[spec.name] for spec in params.SPECS if spec.kind == params.RECONFIGURE}
 
     def _apply_threads(self, torch, threads: int) -> int:
         """torch's intra-op threads for this process (0: the number torch chose at start)."""
@@ -337,8 +339,10 @@ class TTTPerceptionNode(LifecycleNode):
         """Stop the worker, destroy subscriptions and publishers, free the model."""
         self._active = False
         if self._worker is not None:
-            if not self._worker.stop(timeout=30.0):
-                self.get_logger().error("worker thread did not stop within 30 s")
+            # a frame may run long (no deadline, many steps): its model must not be freed under it
+            while not self._worker.stop(timeout=30.0):
+                self.get_logger().warning("the worker is still finishing a frame; waiting for it before releasing "
+                                          "the model")
             self._worker = None
         self._discard_waiting()
         self._slots = None
@@ -349,6 +353,7 @@ class TTTPerceptionNode(LifecycleNode):
                 if pub is not None:
                     self.destroy_lifecycle_publisher(pub)
         self._cameras = {}
+        self._in_use = {}
         had_cuda = self._device.startswith("cuda")
         self._adapter = None
         self._device = ""
@@ -503,7 +508,9 @@ class TTTPerceptionNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
         with self._lock:
-            values = dict(self._values)
+            # what is in force: a reconfigure parameter set since the last configure waits for the next one
+            pending = sorted(name for name, used in self._in_use.items() if self._values[name] != used)
+            values = {**self._values, **self._in_use}
         adapter = self._adapter
         if self._configure_error:
             level, message = ERROR, f"configure failed: {self._configure_error}"
@@ -523,6 +530,8 @@ class TTTPerceptionNode(LifecycleNode):
             "torch_threads": self._threads or values["model.threads"],
             "manual_resets": self._manual_resets,
         }
+        if pending:
+            info["pending_reconfigure"] = ", ".join(pending)
         if self._device.startswith("cuda") or self._cuda_used:
             import torch
 
