@@ -356,7 +356,7 @@ def test_tune_candidates_are_typed_like_the_config_and_checked():
 def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
     import shlex
 
-    from ttt_perception.bench.tune import _command
+    from ttt_perception.bench.tune import _command, chosen_corruptions
     from ttt_perception.cli import build_parser
 
     for seeds in (["0"], ["0", "1", "2"]):
@@ -365,7 +365,7 @@ def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
                 "--candidate", "defaults"]
         args = build_parser().parse_args(argv)
         assert args.seeds == [int(s) for s in seeds]
-        command = _command(args, args.candidate)
+        command = _command(args, args.candidate, chosen_corruptions(args))
         again = build_parser().parse_args(shlex.split(command)[1:])
         for field in ("task", "frames", "seeds", "corruptions", "candidate"):
             assert getattr(again, field) == getattr(args, field), field
@@ -377,7 +377,8 @@ def test_tune_records_a_command_that_reproduces_its_frames_and_candidates():
         main(build_parser().parse_args(["bench", "tune", "--seeds", "0", "0"]))
     # defaults are written too, so a later change of a default cannot change what the file claims
     plain = build_parser().parse_args(["bench", "tune", "--candidate", "max_ssl_loss=0"])
-    assert "--seeds 1" in _command(plain, plain.candidate) and "--corruptions" not in _command(plain, plain.candidate)
+    recorded = _command(plain, plain.candidate, chosen_corruptions(plain))
+    assert "--seeds 1" in recorded and "--corruptions" not in recorded
 
 
 def test_tune_averages_each_set_over_the_seeds_before_the_summary():

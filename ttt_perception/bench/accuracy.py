@@ -68,6 +68,8 @@ METHOD_KEYS = {"off": JOINT, "tent": TENT, "features": FEATURES, "reset": TTT_RE
                "defaults": TTT_DEFAULTS, "source-only": SOURCE_ONLY}
 # what must match for ``--update`` to put new methods' numbers beside a file's others
 PROTOCOL_KEYS = ("frames_per_set", "seeds", "reset_frames")
+# what ``--update`` requires of a task block to put a rerun beside it: the same frames and the same model
+SAME_FRAMES_KEYS = (*PROTOCOL_KEYS, "model", "input_size")
 
 
 def parse_methods(text: str | None) -> set[str] | None:
@@ -113,7 +115,7 @@ def merge_into(old: dict, new: dict) -> dict:
         before = old["tasks"].get(task)
         if before is None:
             raise SystemExit(f"--update: the file has no {task} results")
-        for key in (*PROTOCOL_KEYS, "model", "input_size"):
+        for key in SAME_FRAMES_KEYS:
             if before.get(key) != block.get(key):
                 raise SystemExit(f"--update: {task} {key} differs ({before.get(key)} in the file, "
                                  f"{block.get(key)} now)")

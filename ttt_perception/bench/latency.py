@@ -71,10 +71,12 @@ class _Probe:
         self.reports: dict[tuple, dict[str, Any]] = {}
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.publishers = []
-        msg_type, leaf = (CompressedImage, "image/compressed") if transport == "compressed" else (Image, "image")
+        from ..ros.parameters import INPUT_TOPICS
+
+        msg_type = CompressedImage if transport == "compressed" else Image
         for i in range(cameras):
             self.publishers.append(
-                self.node.create_publisher(msg_type, f"{namespace}/cam{i}/{leaf}", reliable))
+                self.node.create_publisher(msg_type, f"{namespace}/cam{i}/{INPUT_TOPICS[transport]}", reliable))
             self.node.create_subscription(
                 DetectionMessageBuilder().msg_type, f"{namespace}/cam{i}/detections",
                 lambda msg, c=i: self._on_detections(c, msg), reliable)

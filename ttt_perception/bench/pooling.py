@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..corruptions import CORRUPTIONS
-from .accuracy import PROTOCOL_KEYS, average_over_seeds, corruptions_of, finish
+from .accuracy import SAME_FRAMES_KEYS, average_over_seeds, corruptions_of, finish
 from .evaluation import FEATURES, TENT, quality_name
 
 SAME_RUN_KEYS = ("split", "severities", "corruptions")
@@ -30,7 +30,7 @@ SAME_RUN_KEYS = ("split", "severities", "corruptions")
 RUN_KEYS = ("split", "severities", "machine", "tasks")
 TASK_KEYS = ("seeds", "methods", "results")
 # what ``--update`` requires of the same frames, except the seeds (which pooling wants to differ)
-SAME_TASK_KEYS = (*(key for key in PROTOCOL_KEYS if key != "seeds"), "input_size", "model")
+SAME_TASK_KEYS = tuple(key for key in SAME_FRAMES_KEYS if key != "seeds")
 
 
 def seeds_of(block: dict, label: str) -> dict[str, dict[str, dict]]:

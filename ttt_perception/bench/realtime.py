@@ -446,7 +446,7 @@ def main(args) -> int:
     print(f"plain inference {timing['plain_inference_ms']:.2f} ms per frame back to back (forward + decode "
           f"{timing['forward_ms']:.2f} ms); Tent lr {tent['chosen_lr']:g} ({tent['source']})")
     if args.wall_clock:
-        print("budgets: multiples of plain inference at the stream's rate, after idle waits, measured before each run")
+        print(f"budgets: multiples of {WALL_CLOCK_REFERENCE}")
     print(format_table(["objective", "copies", "step ms", "step / forward", "per copy"],
                        [[c["objective"], c["batch_size"], c["step_ms"], c["step_over_forward"], c["per_copy"]]
                         for c in costs]))

@@ -98,10 +98,9 @@ def chosen_corruptions(args) -> tuple[str, ...]:
     return parse_corruptions(",".join(args.corruptions or ()))
 
 
-def _command(args, candidates) -> str:
+def _command(args, candidates, corruptions) -> str:
     """The command that reproduces these frames and candidates (labels in the form --candidate takes)."""
     words = [f"--task {args.task}", f"--frames {args.frames}", "--seeds " + " ".join(map(str, args.seeds))]
-    corruptions = chosen_corruptions(args)
     if corruptions != CORRUPTIONS:
         words.append("--corruptions " + " ".join(corruptions))
     words += [f"--candidate {_label(c).replace(', ', ',')}" for c in candidates]
@@ -157,7 +156,7 @@ def main(args) -> int:
     print("mean source rotation loss per set: " + ", ".join(f"{s} {v:.2f}" for s, v in source_loss.items()))
     name = args.name or f"tune_{args.task}"
     path = write_json(name, {
-        "command": _command(args, candidates),
+        "command": _command(args, candidates, corruptions),
         "split": "val", "quality": key, "frames_per_set": args.frames, "seeds": list(args.seeds),
         "corruptions": list(corruptions),
         "machine": machine_description(device),

@@ -19,6 +19,10 @@ WINDOW_S = 10.0  # rates and "recent" event counts are over this many seconds
 RECENT_FRAMES = 100  # deadline fraction, steps and timing percentiles are over this many frames
 
 
+# what a camera counts, in total and over the last window
+EVENT_KINDS = ("received", "published", "dropped", "rejected", "failed", "auto_resets", "empty_frame_id", "bad_stamp")
+
+
 class CameraStats:
     def __init__(self, camera: str, clock=time.monotonic, window_s: float = WINDOW_S):
         self.camera = camera
@@ -26,14 +30,11 @@ class CameraStats:
         self._window = window_s
         self._lock = threading.Lock()
         self._created = clock()
-        self.counts: dict[str, int] = {"received": 0, "published": 0, "dropped": 0, "rejected": 0,
-                                       "failed": 0, "auto_resets": 0, "empty_frame_id": 0, "bad_stamp": 0}
+        self.counts: dict[str, int] = dict.fromkeys(EVENT_KINDS, 0)
         self.rejected_by_reason: dict[str, int] = {}
         self.last_auto_reset = ""
         self.last_error = ""
-        self._events: dict[str, deque[float]] = {kind: deque() for kind in
-                                                 ("received", "published", "dropped", "rejected", "failed",
-                                                  "auto_resets", "empty_frame_id", "bad_stamp")}
+        self._events: dict[str, deque[float]] = {kind: deque() for kind in EVENT_KINDS}
         self._frames: deque[tuple[bool, int, float, float]] = deque(maxlen=RECENT_FRAMES)
 
     def _event(self, kind: str, count: int = 1) -> None:

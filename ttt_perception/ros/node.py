@@ -277,9 +277,9 @@ class TTTPerceptionNode(LifecycleNode):
         label = camera or "default"
         # one topic per camera: image_transport publishes a frame on both, and both would answer it twice
         compressed = transport == "compressed"
-        msg_type, leaf = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        msg_type = CompressedImage if compressed else Image
         subscriptions = [
-            self.create_subscription(msg_type, params.topic(camera, leaf),
+            self.create_subscription(msg_type, params.topic(camera, params.INPUT_TOPICS[transport]),
                                      lambda msg, c=camera: self._on_image(c, msg, compressed), qos),
         ]
         return CameraIO(

@@ -41,7 +41,9 @@ from ..choices import (
 
 DEADLINE_CLOCKS = ("arrival", "stamp")
 QOS_CHOICES = ("sensor_data", "reliable")
-TRANSPORTS = ("raw", "compressed")
+# input.transport -> the one topic (under the camera) it reads
+INPUT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
+TRANSPORTS = tuple(INPUT_TOPICS)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # a camera name is a relative ROS name: tokens of letters, digits and underscores, not starting with a digit
 CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
