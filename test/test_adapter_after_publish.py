@@ -147,3 +147,30 @@ def test_feature_alignment_moves_the_extractor_only_and_tracks_the_stream(model,
     assert all(r.steps_taken == 1 and math.isfinite(r.ssl_loss_before) for r in reports)
     moments = adapter._streams["cam"].moments
     assert not torch.allclose(moments.mean, model.reference_stats["feature_mean"])  # moved with the frames
+
+
+def test_prewarm_predicts_the_last_frame_again_and_changes_nothing(model, frames):
+    config = AdaptationConfig(**UNGATED, mode="online", adapt_after_publish=True, max_steps=1, learning_rate=0.05)
+    warmed, plain = TestTimeAdapter(model, config, "cpu"), TestTimeAdapter(model, config, "cpu")
+    assert not warmed.prewarm()  # no frame yet
+    for image in frames[:4]:
+        a, b = warmed.process(image, stream="cam"), plain.process(image, stream="cam")
+        np.testing.assert_array_equal(a.class_probs, b.class_probs)
+        assert warmed.prewarm()
+    assert (warmed.prewarms, plain.prewarms) == (4, 0)
+    theirs = _params(plain)
+    assert all(torch.equal(p, theirs[n]) for n, p in _params(warmed).items())
+    warmed.reset()
+    assert not warmed.prewarm()  # the stream starts anew with its next frame
+
+
+def test_prewarm_is_skipped_when_it_would_end_after_the_frame_is_due(model, frames):
+    adapter, clock = _clocked(model, mode="off")
+    adapter.process(frames[0], arrival_time=clock())
+    assert not adapter.prewarm(until=clock() + 0.01)  # a prediction takes 20 ms
+    assert adapter.prewarm(until=clock() + 0.03)
+    assert adapter.prewarms == 1
+    # started so that it ends prewarm_ms (5 ms by default) before the frame is due
+    assert adapter.prewarm_at(1.0) == pytest.approx(1.0 - 0.005 - 0.02)
+    never, _ = _clocked(model, mode="off", prewarm_ms=0.0)
+    assert never.prewarm_at(1.0) is None

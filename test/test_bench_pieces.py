@@ -3,6 +3,7 @@ product, scoring, statistics and the generated docs. Real torch, tiny models, no
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -15,14 +16,17 @@ from ttt_perception.adaptation_config import AdaptationConfig
 from ttt_perception.adapter import TestTimeAdapter
 from ttt_perception.bench.common import parse_severities
 from ttt_perception.bench.correlation import gradient_inner_product, pearson
-from ttt_perception.bench.evaluation import private_adapter, score_stream
+from ttt_perception.bench.evaluation import JOINT, private_adapter, score_stream
 from ttt_perception.bench.gradual import gradual_stream, severity_slope
 from ttt_perception.bench.realtime import (
+    ADAPT_AFTER,
+    COLD,
     SkipIdleClock,
     budget_reference,
     budget_reference_ms,
     measure_plain_inference,
     percentiles,
+    realtime_methods,
     run_fixed_rate,
 )
 from ttt_perception.bench.report import (
@@ -96,6 +100,38 @@ def test_fast_worker_sleeps_until_each_arrival_and_drops_nothing():
     assert [p.index for p in run.processed] == list(range(5))
     assert starts == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     assert run.held_outputs() == list(range(5))
+
+
+def test_idle_work_runs_once_before_each_frame_that_has_not_arrived_yet():
+    clock = FakeClock()
+    idle, starts = [], []
+
+    def process(index, arrival):
+        starts.append(clock())
+        clock.now += 0.01 if index != 2 else 0.25  # frame 2's work outlasts frames 3 and 4
+        return index
+
+    def before_arrival(due):
+        idle.append((round(clock(), 6), round(due, 6)))
+        clock.now = due - 0.005  # sleeps until 5 ms before the frame, as the pre-warm does
+        clock.now += 0.002  # and works 2 ms
+
+    run = run_fixed_rate(7, 10.0, process, clock, clock.sleep, before_arrival)
+    assert [p.index for p in run.processed] == [0, 1, 2, 4, 5, 6]  # 3 arrived while frame 2 was in work
+    # called after frames 0, 1, 4 and 5, each with the due time of the frame that follows; never when a
+    # frame had arrived already (after frame 2)
+    assert idle == [(0.01, 0.1), (0.11, 0.2), (0.46, 0.5), (0.51, 0.6)]
+    assert starts[1:3] == pytest.approx([0.1, 0.2])  # the frame still starts on its arrival
+
+
+def test_realtime_methods_run_with_the_nodes_prewarm_and_two_without():
+    methods = realtime_methods(1e-3)
+    assert methods[JOINT].prewarm_ms == AdaptationConfig().prewarm_ms > 0
+    assert methods[ADAPT_AFTER].prewarm_ms > 0 and methods[ADAPT_AFTER].adapt_after_publish
+    cold = {name: cfg for name, cfg in methods.items() if cfg.prewarm_ms == 0}
+    assert set(cold) == {JOINT + COLD, ADAPT_AFTER + COLD}
+    assert dataclasses.replace(cold[ADAPT_AFTER + COLD], prewarm_ms=methods[ADAPT_AFTER].prewarm_ms) == \
+        methods[ADAPT_AFTER]
 
 
 def test_skip_idle_clock_jumps_over_sleeps_but_follows_its_base():

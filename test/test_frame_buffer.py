@@ -67,3 +67,34 @@ def test_worker_handles_every_frame_it_takes_and_survives_errors():
     assert errors == ["broken frame"]
     assert handled == [("a", "last")]
     assert not worker.alive
+
+
+def test_worker_runs_idle_work_between_frames_and_survives_its_errors():
+    slots = LatestFrameSlots(["a"])
+    handled, calls = [], []
+    enough, done = threading.Event(), threading.Event()
+
+    def idle():
+        calls.append(list(handled))
+        if len(calls) == 2:
+            raise RuntimeError("idle work broke")
+        if len(calls) >= 4:
+            enough.set()
+        return 0.01  # asks to be called again soon
+
+    def handle(camera, frame):
+        handled.append(frame)
+        done.set()
+
+    worker = FrameWorker(slots, handle, lambda *_: None, idle=idle).start()
+    try:
+        assert enough.wait(timeout=30)  # called again after it raised
+        slots.put("a", "frame")
+        assert done.wait(timeout=30)
+        for _ in range(300):
+            if calls[-1] == ["frame"]:
+                break
+            threading.Event().wait(0.01)
+        assert calls[-1] == ["frame"]  # and after the frame
+    finally:
+        assert worker.stop(timeout=30)

@@ -360,6 +360,15 @@ def test_diagnostics_report_rates_drops_and_timing_per_camera(probe):
     assert node_status["device"] == "cpu" and node_status["mode"] == "reset"
 
 
+def test_the_worker_prewarms_between_a_cameras_frames(probe):
+    """A camera at 2 Hz: once its period is known, the worker runs a throwaway prediction before each frame."""
+    publisher, index = probe.publisher(f"{NS}/front/image"), iter(range(10**6))
+    status = probe.diagnostics("/io/ttt_perception: node", lambda s: int(s["prewarms"]) >= 2,
+                               every=lambda: publisher.publish(frame(next(index), "front_prewarm")))
+    assert int(status["prewarms"]) >= 2
+    assert probe.get_parameters(NODE, ["deadline.prewarm_ms"])["deadline.prewarm_ms"] == 5.0
+
+
 def test_diagnostics_report_the_settings_in_force_and_name_those_waiting_for_a_configure(probe):
     node_status = probe.diagnostics("/io/ttt_perception: node")
     model = node_status["model"]

@@ -57,6 +57,11 @@ class AdaptationConfig:
     # Online mode: predict and publish first, then adapt on the frame before the next one is due, so
     # the deadline bounds only the prediction (reset mode always adapts first).
     adapt_after_publish: bool = DEFAULT["adapt_after_publish"]
+    # Whoever knows when the next frame is due (the node, bench realtime) runs a throwaway prediction
+    # that ends this long before it (``prewarm_at``, ``prewarm``), so that the real one runs warm: on a
+    # CPU the first forward pass after an idle wait is far slower than one right after another
+    # (docs/node.md); 0: never.
+    prewarm_ms: float = DEFAULT["prewarm_ms"]
     # Online mode: publish the adapted weights' prediction only while, over the stream's last 30 frames,
     # their main-head confidence is at least (1 + confidence_margin) times the source weights' on the
     # same frames; otherwise confidence_fallback decides what is published while adaptation goes on
@@ -88,6 +93,8 @@ class AdaptationConfig:
             (0 <= self.batch_size <= 256,
              f"batch_size must be in 1..256 (0: the model's task's), got {self.batch_size}"),
             (math.isfinite(self.budget_ms) and self.budget_ms >= 0, f"budget_ms must be >= 0, got {self.budget_ms}"),
+            (math.isfinite(self.prewarm_ms) and 0 <= self.prewarm_ms <= 1000,
+             f"prewarm_ms must be in [0, 1000], got {self.prewarm_ms}"),
             (0 <= self.score_threshold <= 1, f"score_threshold must be in [0, 1], got {self.score_threshold}"),
             (1 <= self.max_detections <= 1000, f"max_detections must be in 1..1000, got {self.max_detections}"),
             (self.health_sigma > 0, f"health_sigma must be > 0, got {self.health_sigma}"),

@@ -38,6 +38,7 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "min_ssl_loss_ratio": 1.3,
     "max_ssl_loss": -1.0,  # -1: the upper bound chosen for the model's task (TASK_DEFAULTS)
     "adapt_after_publish": False,
+    "prewarm_ms": 5.0,
     "verify_confidence": True,
     "confidence_margin": 0.05,
     "confidence_fallback": "auto",  # the model's task's (TASK_DEFAULTS)

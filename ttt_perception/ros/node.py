@@ -97,7 +97,8 @@ class TTTPerceptionNode(LifecycleNode):
         self._device = ""
         self._cameras: dict[str, CameraIO] = {}
         self._slots: LatestFrameSlots | None = None
-        self._next_frame = NextFrameClock()  # bounds the steps taken after publishing
+        self._next_frame = NextFrameClock()  # bounds the steps taken after publishing; times the pre-warm
+        self._prewarm_pending = False  # worker thread only: a frame was handled since the last pre-warm
         self._worker: FrameWorker | None = None
         self._active = False
         # held while checking "active" and publishing, and while deactivating: once deactivation has
@@ -244,7 +245,9 @@ class TTTPerceptionNode(LifecycleNode):
         for camera in cameras:
             self._cameras[camera] = self._camera_io(camera, qos, values["input.transport"],
                                                     values["publish_debug_image"])
-        self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error).start()
+        self._prewarm_pending = False
+        self._worker = FrameWorker(self._slots, self._handle_frame, self._on_frame_error,
+                                   idle=self._prewarm_when_due).start()
         inputs = ", ".join(sub.topic_name for io in self._cameras.values() for sub in io.subscriptions)
         self.get_logger().info(
             f"configured: model {values['model.path'] or 'default detector'} on {self._device} "
@@ -430,6 +433,7 @@ class TTTPerceptionNode(LifecycleNode):
 
         result = adapter.process(rgb, stream=io.label, arrival_time=arrival, publish=publish_detections,
                                  adapt_until=self._idle_until() if adapter.config.adapt_after_publish else None)
+        self._prewarm_pending = True
         if not published:
             published.append(self._publish_detections(io, msg, rgb, result))
         if not published[0]:
@@ -451,6 +455,35 @@ class TTTPerceptionNode(LifecycleNode):
         if slots is not None and any(slots.waiting(camera) for camera in self._cameras):
             return now
         return self._next_frame.next_due(now)
+
+    def _prewarm_when_due(self) -> float | None:
+        """Worker thread, between frames: one throwaway prediction that ends ``deadline.prewarm_ms``
+        before the next frame is due, so that the frame's own runs warm. Returns the seconds until that moment
+        (None: nothing to do before the next frame)."""
+        try:
+            return self._prewarm_step()
+        except Exception as exc:  # noqa: BLE001 - logged; a failed pre-warm only leaves the next frame cold
+            self._prewarm_pending = False
+            self._throttle(("prewarm", "failed"), self.get_logger().error,
+                           f"pre-warm before the next frame failed: {type(exc).__name__}: {exc}")
+            return None
+
+    def _prewarm_step(self) -> float | None:
+        adapter, slots = self._adapter, self._slots
+        if not self._prewarm_pending or adapter is None or slots is None:
+            return None
+        now = time.perf_counter()
+        due = self._next_frame.next_due(now)
+        start = adapter.prewarm_at(due) if due is not None else None
+        if start is None:
+            self._prewarm_pending = False
+            return None
+        if now < start:
+            return start - now
+        self._prewarm_pending = False
+        if not any(slots.waiting(camera) for camera in self._cameras):  # else the frame needs the time
+            adapter.prewarm(until=due)
+        return None
 
     def _publish_detections(self, io: CameraIO, msg, rgb, result) -> bool:
         """Publish a frame's detections (and debug image); False if the node was deactivated meanwhile."""
@@ -529,6 +562,7 @@ class TTTPerceptionNode(LifecycleNode):
             "detections_type": self._messages.msg_type.__name__,
             "torch_threads": self._threads or values["model.threads"],
             "manual_resets": self._manual_resets,
+            "prewarms": adapter.prewarms if adapter is not None else 0,
         }
         if pending:
             info["pending_reconfigure"] = ", ".join(pending)

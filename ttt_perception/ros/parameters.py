@@ -185,6 +185,12 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("deadline.policy", DEFAULT["policy"],
                   "truncate: take the steps that fit the budget; skip: all "
                   "planned steps or none.", LIVE, choices=POLICIES, adapter_field="policy"),
+    ParameterSpec("deadline.prewarm_ms", DEFAULT["prewarm_ms"],
+                  "Between frames, one throwaway prediction that ends this long before the next frame is "
+                  "due (from the cameras' recent rates), so that the frame's own runs warm: on a CPU a forward "
+                  "pass after an idle wait is far slower than one right after another (docs/node.md); any mode; "
+                  "0: never.",
+                  LIVE, low=0.0, high=1000.0, adapter_field="prewarm_ms"),
     ParameterSpec("deadline.clock", "arrival", "Where a frame's budget starts: arrival (when the node "
                   "received it) or stamp (its header stamp, on the node's clock).", LIVE,
                   choices=DEADLINE_CLOCKS),
