@@ -4,7 +4,8 @@ Frames arrive at a fixed rate (10 and 30 Hz). The adapter works on one frame at 
 arrives while it is busy waits in a one-frame slot and is replaced by the next arrival (latest frame
 only, as in the ROS node), so frames are dropped when a method is slower than the stream. Each frame
 has a deadline budget, a multiple of the measured plain-inference time, counted from its arrival; the
-adapter's own policy (``truncate``) takes only the steps that it predicts will fit.
+adapter's own policy (``truncate``) takes only the steps that it predicts will fit. Between frames each
+method pre-warms as the node does (``prewarm_ms``); off and adapting after publishing also run without.
 
 Scoring: a processed frame is scored with its own prediction; a dropped frame with the last output
 published before it (what a consumer holds), or as wrong when there was none yet. A dropped frame
