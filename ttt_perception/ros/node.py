@@ -451,10 +451,12 @@ class TTTPerceptionNode(LifecycleNode):
     def _idle_until(self) -> float | None:
         """When the worker's next frame is due (now if one waits already); None: not known yet."""
         now = time.perf_counter()
+        return now if self._frame_waiting() else self._next_frame.next_due(now)
+
+    def _frame_waiting(self) -> bool:
+        """A frame of some camera waits for the worker."""
         slots = self._slots
-        if slots is not None and any(slots.waiting(camera) for camera in self._cameras):
-            return now
-        return self._next_frame.next_due(now)
+        return slots is not None and any(slots.waiting(camera) for camera in self._cameras)
 
     def _prewarm_when_due(self) -> float | None:
         """Worker thread, between frames: one throwaway prediction that ends ``deadline.prewarm_ms``
@@ -469,8 +471,8 @@ class TTTPerceptionNode(LifecycleNode):
             return None
 
     def _prewarm_step(self) -> float | None:
-        adapter, slots = self._adapter, self._slots
-        if not self._prewarm_pending or adapter is None or slots is None:
+        adapter = self._adapter
+        if not self._prewarm_pending or adapter is None or self._slots is None:
             return None
         now = time.perf_counter()
         due = self._next_frame.next_due(now)
@@ -481,7 +483,7 @@ class TTTPerceptionNode(LifecycleNode):
         if now < start:
             return start - now
         self._prewarm_pending = False
-        if not any(slots.waiting(camera) for camera in self._cameras):  # else the frame needs the time
+        if not self._frame_waiting():  # else the frame needs the time
             adapter.prewarm(until=due)
         return None
 
