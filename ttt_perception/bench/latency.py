@@ -2,8 +2,9 @@
 
     ttt-perception bench latency --rates 10 30 --cameras 1 3 --sizes 96x96 640x480
 
-For each frame size the node runs in its own process (cameras cam0..camN-1); this process publishes
-frames at each rate on 1..N cameras for ``--duration`` seconds and records, per answered frame:
+For each frame size (and each ``--prewarm-ms``) the node runs in its own process (cameras
+cam0..camN-1); this process publishes frames at each rate on 1..N cameras for ``--duration``
+seconds and records, per answered frame:
 
 * ``e2e_ms``: publish -> detections received (both taken on this process's clock);
 * ``adapter_ms``: the adapter's own time for that frame (preprocess + adapt + predict, from the
@@ -32,17 +33,17 @@ from typing import Any
 import numpy as np
 
 from ..bag.node_process import NodeProcess
-from ..choices import MODES
+from ..choices import ADAPTATION_DEFAULTS, MODES
 from ..ros.dds_profile import use_large_image_profile
 
 
-def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path) -> NodeProcess:
+def _start_node(namespace: str, cameras: int, args, model: Path, log_path: Path, prewarm_ms: float) -> NodeProcess:
     parameters = {
         "model.path": str(model), "model.device": args.device,
         "cameras": [f"cam{i}" for i in range(cameras)],
         "adaptation.mode": args.mode, "adaptation.max_steps": args.steps,
         "adaptation.batch_size": args.batch, "deadline.budget_ms": float(args.budget_ms),
-        "input.qos": args.input_qos,
+        "input.qos": args.input_qos, "deadline.prewarm_ms": float(prewarm_ms),
     }
     return NodeProcess(parameters, namespace=namespace, log_path=str(log_path),
                        large_image_profile=not args.default_dds).start()
@@ -218,6 +219,9 @@ def add_parser(kinds) -> None:
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--budget-ms", type=float, default=0.0)
+    parser.add_argument("--prewarm-ms", type=float, nargs="+", default=[ADAPTATION_DEFAULTS["prewarm_ms"]],
+                        help="node parameter deadline.prewarm_ms; several: one node run each, side by side "
+                             "(e.g. 5 0: with and without the pre-warm; default %(default)s)")
     parser.add_argument("--input-qos", default="sensor_data", choices=["sensor_data", "reliable"])
     parser.add_argument("--default-dds", action="store_true",
                         help="Fast DDS defaults instead of config/fastdds_large_images.xml "
@@ -244,6 +248,8 @@ def checked_sizes(args) -> list[tuple[int, int]]:
     sizes = [parse_size(text) for text in args.sizes]
     if min(args.rates) <= 0 or min(args.cameras) < 1 or args.duration <= 0:
         raise ValueError("--rates and --duration must be > 0, --cameras >= 1")
+    if not all(0 <= value <= 1000 for value in args.prewarm_ms):
+        raise ValueError(f"--prewarm-ms must be in 0 .. 1000 ms (0: no pre-warm), got {args.prewarm_ms}")
     if args.model is not None:
         from ..checkpoint import load_checkpoint
 
@@ -268,10 +274,11 @@ def main(args) -> int:
         model = save_checkpoint(build_model(RECIPES["detector"].model), work / "detector.pt")
     results = []
     max_cameras = max(args.cameras)
-    for width, height in sizes:
-        namespace = f"/bench_{width}x{height}"
-        log = work / f"node_{width}x{height}.log"
-        node = _start_node(namespace, max_cameras, args, model, log)
+    for (width, height), prewarm_ms in [(size, p) for size in sizes for p in args.prewarm_ms]:
+        name = f"{width}x{height}" + (f"_prewarm{prewarm_ms:g}" if len(args.prewarm_ms) > 1 else "")
+        namespace = "/bench_" + name.replace(".", "_")
+        log = work / f"node_{name}.log"
+        node = _start_node(namespace, max_cameras, args, model, log, prewarm_ms)
         probe = _Probe(namespace, max_cameras)
         try:
             if not _wait(lambda node=node: "active: answering frames" in node.log(), timeout=120):
@@ -283,7 +290,7 @@ def main(args) -> int:
                 for cameras in args.cameras:
                     base = 100_000 * (len(results) + 1)
                     row = run_case(probe, namespace, rate, cameras, args.duration, frames, base)
-                    row["size"] = f"{width}x{height}"
+                    row["size"], row["prewarm_ms"] = f"{width}x{height}", prewarm_ms
                     results.append(row)
                     print(json.dumps(row), flush=True)
         finally:
@@ -292,7 +299,8 @@ def main(args) -> int:
     shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"device": args.device, "mode": args.mode, "steps": args.steps, "batch": args.batch,
-            "budget_ms": args.budget_ms, "input_qos": args.input_qos, "duration_s": args.duration,
+            "budget_ms": args.budget_ms, "prewarm_ms": args.prewarm_ms, "input_qos": args.input_qos,
+            "duration_s": args.duration,
             "cpu_count": os.cpu_count(),
             "model": str(args.model or "untrained default architecture")}
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -304,13 +312,13 @@ def _table(rows) -> str:
     def number(value, digits=1):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    header = ["size", "Hz", "cams", "sent", "answered", "dropped", "answered+dropped",
+    header = ["size", "pre-warm ms", "Hz", "cams", "sent", "answered", "dropped", "answered+dropped",
               "e2e p50 ms", "adapter p50 ms", "overhead p50 ms", "overhead p95 ms",
               "overhead/adapter p50"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         fraction = r["overhead_fraction_p50"]
-        cells = [r["size"], f"{r['rate_hz']:g}", r["cameras"], r["sent"], r["answered"],
+        cells = [r["size"], f"{r['prewarm_ms']:g}", f"{r['rate_hz']:g}", r["cameras"], r["sent"], r["answered"],
                  r["node_dropped"], f"{100 * r['answered_or_dropped_fraction']:.1f}%",
                  number(r["e2e_ms_p50"]), number(r["adapter_ms_p50"]),
                  number(r["overhead_ms_p50"]), number(r["overhead_ms_p95"]),
