@@ -364,7 +364,7 @@ class TestTimeAdapter:
         ``prewarm_ms`` before the frame; None when the pre-warm is off."""
         if self._config.prewarm_ms <= 0:
             return None
-        return due - self._config.prewarm_ms / 1000.0 - (self.timings.estimate(self._predict_kind()) or 0.0)
+        return due - self._config.prewarm_ms / 1000.0 - self._predict_estimate()
 
     def prewarm(self, until: float | None = None) -> bool:
         """A throwaway prediction of the last frame with the weights that will predict its stream's next
@@ -379,7 +379,7 @@ class TestTimeAdapter:
             state = self._streams.get(key)
             if state is None:  # reset since: its next frame starts a new stream
                 return False
-            if until is not None and self.clock() + (self.timings.estimate(self._predict_kind()) or 0.0) > until:
+            if until is not None and self.clock() + self._predict_estimate() > until:
                 return False
             self._predict(x, image_shape, self._source_predicts(state))
             self.prewarms += 1
@@ -512,6 +512,10 @@ class TestTimeAdapter:
     def _gate_estimate(self) -> float:
         """Seconds the shift gate's source-loss measurement takes (0 until measured)."""
         return self.timings.estimate(("gate",)) or 0.0
+
+    def _predict_estimate(self) -> float:
+        """Seconds one prediction takes (a high quantile of the recent ones; 0 until measured)."""
+        return self.timings.estimate(self._predict_kind()) or 0.0
 
     def _step_kind(self) -> tuple:
         cfg = self._effective
@@ -675,4 +679,4 @@ class TestTimeAdapter:
                 self._generator.set_state(generator_state)
             step = self.timings.estimate(self._step_kind())
             return {"step_ms": (step or 0.0) * 1e3,
-                    "predict_ms": (self.timings.estimate(self._predict_kind()) or 0.0) * 1e3}
+                    "predict_ms": self._predict_estimate() * 1e3}
