@@ -1,6 +1,6 @@
 """Simulation: flight bags made here, the real node in its own process, the bags replayed into it over
 DDS, its outputs recorded into bags and scored, for the modes off, reset and online with the node's
-adaptation defaults (the corrupted segment is sensor noise).
+adaptation defaults (the corrupted segments are sensor noise, then a strongly compressed video link).
 
 One node process per mode serves every replay of that mode (its counters in /diagnostics add up over
 them); the online node also takes the replay with a reset call in the middle. A mode whose runs fail
@@ -25,13 +25,17 @@ from ttt_perception.choices import ADAPTATION_DEFAULTS, GATE_OFF, MODES
 from ttt_perception.default_models import default_model_path
 
 MODEL = Path(os.environ.get("TTT_TEST_DETECTOR") or default_model_path("detector"))  # override: another checkpoint
-pytestmark = [pytest.mark.ros, pytest.mark.slow,
+# The module's replays run once, in the first test's set-up: about 9 minutes of real-time replay on a
+# 2-core machine, beyond pytest.ini's 600 s per test.
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(1200),
               pytest.mark.skipif(not MODEL.is_file(), reason=f"the default detector {MODEL} is missing "
                                  "(ttt-perception train --task detector --default)")]
 
 SEEDS = (0, 1, 2)
 RATE_HZ = 5.0
-SCHEDULE = "clear:2,gaussian_noise@5:36"  # 10 clear frames, then 180 frames of sensor noise at severity 5
+# 10 clear frames, 180 frames of sensor noise at severity 5, then 100 of JPEG compression at severity 5
+SCHEDULE = "clear:2,gaussian_noise@5:36,jpeg_compression@5:20"
+SHIFTED_SEGMENTS = ("1: gaussian_noise 5", "2: jpeg_compression 5")
 # The adapting nodes run the node's adaptation defaults: only the mode is set.
 GATED = ADAPTATION_DEFAULTS["min_ssl_loss"] > 0 or ADAPTATION_DEFAULTS["min_ssl_loss_ratio"] > 0
 NODE_PARAMETERS = {
@@ -40,10 +44,11 @@ NODE_PARAMETERS = {
     "deadline.budget_ms": 0.0,  # every answered frame takes its step, however busy the machine
     "detection.score_threshold": 0.1,
 }
-# mAP@0.5 on the noise segment: online - off, for every seed. The confidence check lets a camera's adapted
+# mAP@0.5 on each corrupted segment: online - off, for every seed. The confidence check lets a camera's adapted
 # weights predict only once they have been surer than the source weights over 30 frames; on 50 noise
 # frames two seeds never got there (online = off), on 120 the gains were +0.015, +0.005, +0.023, so the
-# segment is 180 frames long.
+# noise segment is 180 frames long. The adapted weights then meet JPEG compression, a shift of another
+# kind; fog, which costs the packaged detector nothing, has nothing to win back (docs/targets.md).
 MARGIN = 0.005
 RESET_AFTER_FRAME = 27  # the reset call is made when this frame (in the noise) has been published
 NODE = "/ttt_perception"
@@ -190,14 +195,16 @@ def test_outputs_carry_the_input_stamp_and_frame_id(flights, simulation, mode):
         assert steps == {(1, "done")}
 
 
-def test_online_beats_off_on_the_shifted_segment_for_every_seed(flights, simulation):
+def test_online_beats_off_on_every_shifted_segment_for_every_seed(flights, simulation):
     _need(simulation, "off", "online")
     gains = {}
     for seed in SEEDS:
         report, _ = _report(flights, simulation, seed, modes=("off", "online"))
-        off = report["runs"]["off"]["groups"]["shifted"]["map50"]
-        online = report["runs"]["online"]["groups"]["shifted"]["map50"]
-        gains[seed] = (off, online)
+        shifted = [name for name, segment in report["segments"].items() if segment["condition"] != "clear"]
+        assert tuple(shifted) == SHIFTED_SEGMENTS
+        for name in shifted:
+            gains[(seed, name)] = (report["runs"]["off"]["segments"][name]["map50"],
+                                   report["runs"]["online"]["segments"][name]["map50"])
     assert all(online - off >= MARGIN for off, online in gains.values()), gains
 
 

@@ -25,9 +25,8 @@ def _add_make(tools) -> None:
                                           "and the ground truth of every frame (see docs/simulation.md).")
     parser.add_argument("out", help="new bag directory")
     parser.add_argument("--schedule", default=DEFAULT_SCHEDULE,
-                        help="CONDITION[@SEVERITY]:SECONDS,... e.g. "
-                             "'clear:10,fog@1-5:20,gaussian_noise@3:10,gaussian_noise@5:10,clear:10' "
-                             "(default); conditions: clear or a corruption name")
+                        help=f"CONDITION[@SEVERITY]:SECONDS,... (default '{DEFAULT_SCHEDULE}'); "
+                             "conditions: clear or a corruption name")
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second per camera (default 10)")
     parser.add_argument("--cameras", nargs="+", default=["camera"],
                         help="camera names; topics /<camera>/image[/compressed] and /<camera>/ground_truth")

@@ -1,6 +1,7 @@
 """``ttt-perception demo``: a synthetic flight, the node in each adaptation mode on the same replay, a table.
 
-1. ``bag make``: a flight (default: clear -> fog rising to severity 5 -> noise at severity 3, then 5 -> clear, 10 Hz).
+1. ``bag make``: a flight (default: clear -> fog rising to severity 5 -> JPEG compression at severity 5
+   -> noise at severity 3, then 5 -> clear, 10 Hz).
 2. For each mode (off, reset, online): the node in its own process with ``adaptation.mode`` set, the
    flight replayed into it in real time, its detections, uncertainty and diagnostics recorded; then
    one online run per profile (default: the noisy-camera profile).
