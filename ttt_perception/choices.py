@@ -66,3 +66,5 @@ AUTO_BELOW_RANGE = tuple(field for field, auto in AUTO_VALUES.items() if auto ==
 GATE_OFF = MappingProxyType({"min_ssl_loss": 0.0, "min_ssl_loss_ratio": 0.0, "max_ssl_loss": 0.0})
 # The node's (and the demo's) deadline per frame: a camera at 10 Hz.
 NODE_BUDGET_MS = 100.0
+# The longest pre-warm lead (prewarm_ms): the config, the node's parameter and bench latency check it.
+MAX_PREWARM_MS = 1000.0

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..bag.node_process import NodeProcess
-from ..choices import ADAPTATION_DEFAULTS, MODES
+from ..choices import ADAPTATION_DEFAULTS, MAX_PREWARM_MS, MODES
 from ..ros.dds_profile import use_large_image_profile
 
 
@@ -248,8 +248,8 @@ def checked_sizes(args) -> list[tuple[int, int]]:
     sizes = [parse_size(text) for text in args.sizes]
     if min(args.rates) <= 0 or min(args.cameras) < 1 or args.duration <= 0:
         raise ValueError("--rates and --duration must be > 0, --cameras >= 1")
-    if not all(0 <= value <= 1000 for value in args.prewarm_ms):
-        raise ValueError(f"--prewarm-ms must be in 0 .. 1000 ms (0: no pre-warm), got {args.prewarm_ms}")
+    if not all(0 <= value <= MAX_PREWARM_MS for value in args.prewarm_ms):
+        raise ValueError(f"--prewarm-ms must be in 0 .. {MAX_PREWARM_MS:g} ms (0: no pre-warm), got {args.prewarm_ms}")
     if args.model is not None:
         from ..checkpoint import load_checkpoint
 

@@ -31,6 +31,7 @@ from ..choices import (
     AUTO_BELOW_RANGE,
     AUTO_VALUES,
     CONFIDENCE_FALLBACKS,
+    MAX_PREWARM_MS,
     MODES,
     NODE_BUDGET_MS,
     OBJECTIVES,
@@ -190,7 +191,7 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "due (from the cameras' recent rates), so that the frame's own runs warm: on a CPU a forward "
                   "pass after an idle wait is far slower than one right after another (docs/node.md); any mode; "
                   "0: never.",
-                  LIVE, low=0.0, high=1000.0, adapter_field="prewarm_ms"),
+                  LIVE, low=0.0, high=MAX_PREWARM_MS, adapter_field="prewarm_ms"),
     ParameterSpec("deadline.clock", "arrival", "Where a frame's budget starts: arrival (when the node "
                   "received it) or stamp (its header stamp, on the node's clock).", LIVE,
                   choices=DEADLINE_CLOCKS),
