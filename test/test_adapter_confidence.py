@@ -76,7 +76,8 @@ def test_until_the_adapted_weights_are_judged_the_source_weights_predict(task, a
 @pytest.mark.parametrize("after_publish", [False, True])
 def test_until_trusted_each_frame_goes_to_the_weights_surer_of_it(after_publish):
     model, frames = MODELS["classifier"]
-    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish), "cpu")
+    checked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
+                                                      confidence_floor=0.0), "cpu")
     unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, adapt_after_publish=after_publish,
                                                         verify_confidence=False), "cpu")
     plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
@@ -91,6 +92,44 @@ def test_until_trusted_each_frame_goes_to_the_weights_surer_of_it(after_publish)
             assert result.report.source_predicted == (surer is off)
             picked.append(surer is adapted)
     assert True in picked and False in picked, "both weights won some frames (else the test shows nothing)"
+
+
+def _surer_choices(floor: float, frames) -> list[tuple[float, bool]]:
+    """(the adapted weights' confidence, whether they were published) on each frame where they were surer
+    than the source weights, with a window that never trusts them."""
+    model = MODELS["classifier"][0]
+    config = AdaptationConfig(**STEPPING, confidence_margin=1.0, confidence_fallback="surer", confidence_floor=floor)
+    checked = TestTimeAdapter(model, config, "cpu")
+    unchecked = TestTimeAdapter(model, AdaptationConfig(**STEPPING, verify_confidence=False), "cpu")
+    plain = TestTimeAdapter(model, AdaptationConfig(mode="off"), "cpu")
+    choices = []
+    for image in frames:
+        result, adapted, off = checked.process(image), unchecked.process(image), plain.process(image)
+        if adapted.class_probs.max() > off.class_probs.max() and not np.allclose(adapted.class_probs, off.class_probs):
+            published = adapted if not result.report.source_predicted else off
+            np.testing.assert_allclose(result.class_probs, published.class_probs, atol=1e-6)
+            choices.append((float(adapted.class_probs.max()), not result.report.source_predicted))
+    return choices
+
+
+def test_below_the_confidence_floor_the_source_weights_answer_even_when_less_sure():
+    frames = np.concatenate([MODELS["classifier"][1]] * 2)
+    unfloored = _surer_choices(0.0, frames)
+    assert len(unfloored) >= 2 and all(published for _, published in unfloored)
+    levels = sorted(confidence for confidence, _ in unfloored)
+    floor = (levels[0] + levels[-1]) / 2  # some of those frames above it, some below
+    floored = _surer_choices(floor, frames)
+    assert [c for c, _ in floored] == pytest.approx([c for c, _ in unfloored], abs=1e-6)  # the same steps
+    assert [published for _, published in floored] == [c >= floor for c, _ in floored]
+    assert {published for _, published in floored} == {True, False}
+
+
+def test_the_floor_is_the_classifiers_by_default_and_checked():
+    assert AdaptationConfig().resolved_for("classifier").confidence_floor == 0.75
+    assert AdaptationConfig().resolved_for("detector").confidence_floor == 0.0
+    assert AdaptationConfig(confidence_floor=0.5).resolved_for("classifier").confidence_floor == 0.5
+    with pytest.raises(ValueError, match="confidence_floor must be in"):
+        AdaptationConfig(confidence_floor=1.5).validated()
 
 
 @pytest.mark.parametrize("task", ["classifier", "detector"])

@@ -77,6 +77,8 @@ def test_json_that_is_not_an_object_is_refused_too(tmp_path, capsys):
     (["--budgets", "1.2,,3"], "--budgets '1.2,,3': give numbers separated by commas"),
     (["--budgets", "nan"], "--budgets 'nan': give finite numbers"),
     (["--frames", "-1"], "--frames must be >= 1"),
+    (["--methods", "off,fast"], "--methods: unknown fast; choose from off, tent, reset"),
+    (["--methods", ","], "--methods: unknown ','"),
 ])
 def test_bench_realtime_checks_rates_and_budgets_first(argv, message, tmp_path, capsys):
     err = _refused(["bench", "realtime", "--quick", *argv], capsys)
@@ -93,6 +95,15 @@ def test_bench_realtime_takes_the_profiles_rates_and_budgets_or_the_given_ones()
                                                                    PROFILES["quick"]["budgets"])
     given = build_parser().parse_args(["bench", "realtime", "--rates", "15", "--budgets", "2.5,0"])
     assert checked_rates_and_budgets(given, PROFILES["full"]) == ((15.0,), (2.5, 0.0))
+
+
+def test_bench_realtime_methods_keep_the_runs_order_whatever_the_order_given():
+    from ttt_perception.bench.evaluation import JOINT
+    from ttt_perception.bench.realtime import ADAPT_AFTER, COLD, METHOD_KEYS, parse_methods, realtime_methods
+
+    assert parse_methods("adapt-after, off") == [JOINT, ADAPT_AFTER]
+    assert parse_methods("adapt-after-cold") == [ADAPT_AFTER + COLD]
+    assert parse_methods(None) == list(realtime_methods(1e-3)) == list(METHOD_KEYS.values())
 
 
 def test_bench_tune_takes_corruptions_space_or_comma_separated():

@@ -53,6 +53,8 @@ def test_adaptation_parameters_take_their_choices_and_defaults_from_the_core():
         ("adaptation.momentum", 1.0, "[-1, 0.99]"),
         ("adaptation.max_ssl_loss", -0.5, "or -1 for the model's task's"),
         ("adaptation.max_ssl_loss", -2.0, "[-1, 100]"),
+        ("adaptation.confidence_floor", -0.5, "or -1 for the model's task's"),
+        ("adaptation.confidence_floor", 1.5, "[-1, 1]"),
         ("adaptation.min_ssl_loss", -0.5, "[0, 100]"),
         ("deadline.budget_ms", -1.0, "[0, 60000]"),
         ("deadline.policy", "maybe", "truncate, skip"),

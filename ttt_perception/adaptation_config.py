@@ -74,6 +74,10 @@ class AdaptationConfig:
     # probabilities; a detector's heatmap probabilities and box maps); "auto": the model's task's choice.
     # "surer" and "average" need a second prediction, taken only when it fits the frame's deadline.
     confidence_fallback: str = DEFAULT["confidence_fallback"]
+    # "surer" publishes the adapted weights' answer only when they are surer of the frame and at least this
+    # sure (top class probability; a detector's strongest heatmap cell); below it both weights are unsure,
+    # their choice a coin toss (glass blur), and the source's answer is published. -1: the model's task's.
+    confidence_floor: float = DEFAULT["confidence_floor"]
     seed: int = DEFAULT["seed"]
 
     def validated(self) -> AdaptationConfig:
@@ -110,6 +114,10 @@ class AdaptationConfig:
              f"task's, got {self.max_ssl_loss}"),
             (math.isfinite(self.confidence_margin) and 0 <= self.confidence_margin <= 1,
              f"confidence_margin must be in [0, 1], got {self.confidence_margin}"),
+            (self.confidence_floor == AUTO_VALUES["confidence_floor"] or
+             (math.isfinite(self.confidence_floor) and 0 <= self.confidence_floor <= 1),
+             f"confidence_floor must be in [0, 1], or {AUTO_VALUES['confidence_floor']:g} for the model's "
+             f"task's, got {self.confidence_floor}"),
         ]
         for ok, reason in checks:
             if not ok:
@@ -117,8 +125,8 @@ class AdaptationConfig:
         return self
 
     def resolved_for(self, task: str) -> AdaptationConfig:
-        """Self with its "auto" values (learning rate 0, momentum -1, batch size 0, fallback "auto") set to
-        those chosen for ``task``."""
+        """Self with its "auto" values (learning rate 0, momentum -1, batch size 0, fallback "auto", upper
+        bound and confidence floor -1) set to those chosen for ``task``."""
         chosen = TASK_DEFAULTS[task]
         return dataclasses.replace(self, **{field: chosen[field] for field, auto in AUTO_VALUES.items()
                                             if getattr(self, field) == auto})

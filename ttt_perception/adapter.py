@@ -325,8 +325,8 @@ class TestTimeAdapter:
             known["adapted"] = other.confidence
             if fallback == "average":
                 prediction, source_predicts, averaged = self._averaged(prediction, other, image.shape), False, True
-            elif other.confidence > prediction.confidence:
-                prediction, source_predicts = other, False
+            elif other.confidence > prediction.confidence and other.confidence >= self._effective.confidence_floor:
+                prediction, source_predicts = other, False  # below the floor both are unsure: the source's
             predicted = self.clock()
         detections, class_probs, loss_after, pooled, _, _ = prediction
         report = FrameReport(

@@ -42,23 +42,25 @@ ADAPTATION_DEFAULTS = MappingProxyType({
     "verify_confidence": True,
     "confidence_margin": 0.05,
     "confidence_fallback": "auto",  # the model's task's (TASK_DEFAULTS)
+    "confidence_floor": -1.0,  # -1: the model's task's (TASK_DEFAULTS)
     "seed": 0,
 })
 # What the "auto" values above stand for, by the model's task; chosen on the val split with ``bench tune``
 # (learning rate: results/tune1_*.json, tune9_detector.json; fallback: tune6_*.json, tune9_*.json;
 # momentum and batch size: tune13_*.json, tune14_*.json; over three val seeds, classifier momentum and
 # detector learning rate: tune16_classifier.json, tune17_detector.json; the gate's upper bound:
-# tune11/12_*.json, for the detector over three val seeds tune19_detector.json).
+# tune11/12_*.json, for the detector over three val seeds tune19_detector.json; the classifier's confidence
+# floor: publishing rules replayed on val streams of the defaults, docs/adaptation.md).
 TASK_DEFAULTS = MappingProxyType({
     "classifier": MappingProxyType({"learning_rate": 3e-3, "confidence_fallback": "surer", "momentum": 0.0,
-                                    "batch_size": 8, "max_ssl_loss": 2.25}),
+                                    "batch_size": 8, "max_ssl_loss": 2.25, "confidence_floor": 0.75}),
     "detector": MappingProxyType({"learning_rate": 8e-3, "confidence_fallback": "average", "momentum": 0.0,
-                                  "batch_size": 16, "max_ssl_loss": 0.0}),
+                                  "batch_size": 16, "max_ssl_loss": 0.0, "confidence_floor": 0.0}),
 })
-# The value of each per-task field that stands for "the model's task's" (``TASK_DEFAULTS``); momentum
-# and the upper bound use -1 because 0 is a value of their own (no momentum, no bound).
+# The value of each per-task field that stands for "the model's task's" (``TASK_DEFAULTS``); momentum,
+# the upper bound and the floor use -1 because 0 is a value of their own (no momentum, bound, floor).
 AUTO_VALUES = MappingProxyType({"learning_rate": 0.0, "momentum": -1.0, "batch_size": 0,
-                                "confidence_fallback": "auto", "max_ssl_loss": -1.0})
+                                "confidence_fallback": "auto", "max_ssl_loss": -1.0, "confidence_floor": -1.0})
 # The fields whose "auto" is -1, below their own range (which starts at 0).
 AUTO_BELOW_RANGE = tuple(field for field, auto in AUTO_VALUES.items() if auto == -1.0)
 # The shift gate with every bound off: a step on every frame (the paper's settings, the baselines, and

@@ -176,6 +176,13 @@ SPECS: tuple[ParameterSpec, ...] = (
                   f"({_BY_TASK['confidence_fallback']}). surer and average take one more prediction, only "
                   "when it still fits the frame's deadline (else: source).", LIVE, choices=CONFIDENCE_FALLBACKS,
                   adapter_field="confidence_fallback"),
+    ParameterSpec("adaptation.confidence_floor", DEFAULT["confidence_floor"],
+                  "confidence_fallback surer: the adapted weights' prediction only when they are surer of the "
+                  "frame and at least this sure (top class probability; a detector's strongest heatmap cell); "
+                  "below it both weights are unsure, their choice a coin toss, and the source weights' "
+                  "prediction is published; 0: no floor; -1: the floor chosen on val for the model's task "
+                  f"({_BY_TASK['confidence_floor']}).", LIVE, low=-1.0, high=1.0,
+                  adapter_field="confidence_floor"),
     ParameterSpec("adaptation.share_state", DEFAULT["share_state"],
                   "Online mode: all cameras share one adapted state "
                   "(false: one state per camera).", LIVE, adapter_field="share_state"),
