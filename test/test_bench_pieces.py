@@ -186,6 +186,51 @@ def test_percentiles_of_nothing_are_nan():
     assert percentiles([1.0, 2.0, 3.0])["p50"] == pytest.approx(2.0)
 
 
+def test_paired_errors_count_the_frames_where_only_one_method_errs():
+    from ttt_perception.bench.common import paired_errors
+
+    first = [1, 1, 0, 0, 1, 0, 0, 0, 1]
+    second = [0, 1, 1, 1, 1, 1, 1, 0, 0]
+    paired = paired_errors(first, second)  # only the first: frames 0, 8; only the second: 2, 3, 5, 6
+    assert (paired["only_first_wrong"], paired["only_second_wrong"]) == (2, 4)
+    assert paired["p_value"] == pytest.approx(44 / 64)  # P(X <= 2) + P(X >= 4), X ~ Binomial(6, 1/2)
+    assert paired_errors([1, 0, 0, 0, 0, 0], [0] * 6)["p_value"] == 1.0  # one frame: no evidence either way
+    assert paired_errors([0] * 8, [1] * 8)["p_value"] == pytest.approx(2 / 256)
+    assert paired_errors([1, 0], [1, 0]) == {"only_first_wrong": 0, "only_second_wrong": 0, "p_value": 1.0}
+    with pytest.raises(ValueError, match="the same frames"):
+        paired_errors([1, 0, 1], [1, 0])
+
+
+def test_the_realtime_error_target_says_where_the_runs_disagree_on_the_same_frames():
+    from ttt_perception.bench.realtime import run_setting, targets_for
+
+    data = make_classification_frames("val", 6, size=16, seed=0)
+    sets = {"a": data.images, "b": 255 - data.images}  # as the bench's corruptions: one set of labels for both
+    methods = realtime_methods(1e-3)
+    runs = []
+    for name in (JOINT, ADAPT_AFTER):
+        run = run_setting(tiny_classifier(), name, methods[name], 1000.0, 10.0, sets, data.labels,
+                          torch.device("cpu"), seed=0, amp=False)
+        run["budget_multiple"] = 1.2
+        runs.append(run)
+    off, after = runs
+    for run in runs:  # the per-frame record is the error, frame by frame, in the sets' order
+        assert len(run["wrong_frames"]) == 12 and set(run["wrong_frames"]) <= {"0", "1"}
+        assert 100 * run["wrong_frames"].count("1") / 12 == pytest.approx(run["error"])
+    after["wrong_frames"] = "110000" + off["wrong_frames"][6:]  # differ from off on the first set only
+    after["error"] = 100 * after["wrong_frames"].count("1") / 12
+    only_after = sum(a == "1" and o == "0" for a, o in zip(after["wrong_frames"], off["wrong_frames"]))
+    only_off = sum(a == "0" and o == "1" for a, o in zip(after["wrong_frames"], off["wrong_frames"]))
+    error_target = [t for t in targets_for(runs, (10.0,)) if "error below off" in t["target"]][0]
+    assert error_target["passed"] == (only_after < only_off)
+    assert f"wrong where off was right on {only_after} frames, right where off was wrong on {only_off}" \
+        in error_target["detail"]
+    for run in runs:  # files from before the per-frame record
+        del run["wrong_frames"]
+    error_target = [t for t in targets_for(runs, (10.0,)) if "error below off" in t["target"]][0]
+    assert "wrong where off" not in error_target["detail"]
+
+
 # ---- gradient inner product ---------------------------------------------------------------------
 
 

@@ -102,6 +102,21 @@ def target(name: str, passed: bool, detail: str) -> dict:
     return {"target": name, "passed": bool(passed), "detail": detail}
 
 
+def paired_errors(first_wrong, second_wrong) -> dict:
+    """Two methods scored on the same frames: on how many only the first errs, on how many only the second,
+    and the two-sided exact sign test on those frames (McNemar's exact test): the chance of a split at
+    least this lopsided if neither method were the better one. Frames both get right or wrong say nothing."""
+    from scipy.stats import binomtest
+
+    first, second = np.asarray(first_wrong, dtype=bool), np.asarray(second_wrong, dtype=bool)
+    if first.shape != second.shape:
+        raise ValueError(f"paired errors need the same frames: {first.shape} against {second.shape}")
+    only_first, only_second = int((first & ~second).sum()), int((~first & second).sum())
+    split = only_first + only_second
+    p_value = float(binomtest(only_first, split, 0.5).pvalue) if split else 1.0
+    return {"only_first_wrong": only_first, "only_second_wrong": only_second, "p_value": p_value}
+
+
 def print_targets(targets: list[dict]) -> None:
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['detail']}")
