@@ -28,6 +28,7 @@ from ttt_perception.bench.realtime import (
     percentiles,
     realtime_methods,
     run_fixed_rate,
+    run_setting,
 )
 from ttt_perception.bench.report import (
     END,
@@ -202,7 +203,7 @@ def test_paired_errors_count_the_frames_where_only_one_method_errs():
 
 
 def test_the_realtime_error_target_says_where_the_runs_disagree_on_the_same_frames():
-    from ttt_perception.bench.realtime import run_setting, targets_for
+    from ttt_perception.bench.realtime import targets_for
 
     data = make_classification_frames("val", 6, size=16, seed=0)
     sets = {"a": data.images, "b": 255 - data.images}  # as the bench's corruptions: one set of labels for both
@@ -229,6 +230,41 @@ def test_the_realtime_error_target_says_where_the_runs_disagree_on_the_same_fram
         del run["wrong_frames"]
     error_target = [t for t in targets_for(runs, (10.0,)) if "error below off" in t["target"]][0]
     assert "wrong where off" not in error_target["detail"]
+
+
+def test_realtime_detection_is_scored_by_map_per_stream_and_exact_frames():
+    from ttt_perception.bench.realtime import score_held, targets_for
+    from ttt_perception.metrics import frame_exactly_right, mean_average_precision
+
+    data = make_detection_frames("val", 5, size=32, seed=0)
+    truth = (data.boxes, data.labels)
+    sets = {"a": data.images, "b": 255 - data.images}
+    methods = realtime_methods(1e-3, "detector")
+    assert all(cfg.score_threshold == 0.05 for cfg in methods.values())  # mAP wants the low-score tail
+    runs = []
+    for name in (JOINT, ADAPT_AFTER):
+        run = run_setting(tiny_detector(), name, methods[name], 1000.0, 0.2, sets, truth, torch.device("cpu"),
+                          seed=0, amp=False)  # a frame every 5 s: none dropped, even on a busy machine
+        run["budget_multiple"] = 1.2
+        runs.append(run)
+    off, after = runs
+    assert "error" not in off and off["drop_fraction"] == 0.0 and len(off["wrong_frames"]) == 10
+    plain = private_adapter(tiny_detector(), methods[JOINT], "cpu")
+    expected_map, expected_wrong = [], []
+    for images in sets.values():
+        dets = [plain.process(image).detections for image in images]
+        expected_map.append(100 * mean_average_precision([d.boxes for d in dets], [d.scores for d in dets],
+                                                         [d.class_ids for d in dets], *truth, 10))
+        expected_wrong += [int(not frame_exactly_right(d.boxes, d.scores, d.class_ids, b, lab, 0.3))
+                           for d, b, lab in zip(dets, *truth)]
+    assert off["mAP"] == pytest.approx(np.mean(expected_map)) == pytest.approx(off["mAP_processed"])
+    assert off["wrong_frames"] == "".join(map(str, expected_wrong))
+    assert off["frame_error"] == pytest.approx(100 * np.mean(expected_wrong))
+    quality = [t for t in targets_for(runs, (0.2,), "detector") if "1.2x:" in t["target"]][0]
+    assert quality["target"].endswith("mAP above off") and quality["passed"] == (after["mAP"] > off["mAP"])
+    assert f"mAP@0.5 {after['mAP']:.1f} vs {off['mAP']:.1f}; detections exactly right where off's" in quality["detail"]
+    held = score_held([None] * 5, truth, "detector", 10)  # nothing published yet: no detections, every frame wrong
+    assert held == {"wrong": [1] * 5, "mAP": 0.0}
 
 
 # ---- gradient inner product ---------------------------------------------------------------------

@@ -158,6 +158,11 @@ def test_a_benchmark_refuses_a_checkpoint_of_the_other_task_as_soon_as_it_is_loa
         err = _refused(["bench", bench, "--quick", "--device", "cpu", "--model", str(detector)], capsys)
         assert err.strip().splitlines()[-1] == (f"ttt-perception bench: error: {detector} is a detector checkpoint; "
                                                 "this benchmark needs a classifier")
+    classifier = _tiny_checkpoint(tmp_path / "classifier.pt", "classifier")
+    argv = ["bench", "realtime", "--quick", "--task", "detector", "--device", "cpu", "--model", str(classifier)]
+    err = _refused(argv, capsys)
+    assert err.strip().splitlines()[-1] == (f"ttt-perception bench: error: {classifier} is a classifier checkpoint; "
+                                            "this benchmark needs a detector")
     assert not (tmp_path / "results").exists()
 
 

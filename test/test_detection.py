@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from ttt_perception.detection import decode_detections, encode_targets
-from ttt_perception.metrics import box_iou, matched_accuracy, mean_average_precision
+from ttt_perception.metrics import box_iou, frame_exactly_right, matched_accuracy, mean_average_precision
 
 
 def test_decoding_a_hand_built_heatmap():
@@ -48,3 +48,20 @@ def test_map_and_matched_accuracy():
     assert half == 0.5
     assert box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))[0, 0] == 1 / 3
     assert matched_accuracy(gt_boxes[0], np.array([1, 1]), gt_boxes[0], gt_labels[0]) == (1, 2)
+
+
+def test_a_frame_is_exactly_right_only_with_each_object_found_once_and_nothing_else():
+    truth = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32), np.array([0, 1])
+    boxes, scores = np.array([[20, 21, 30, 30], [0, 0, 10, 11]], np.float32), np.array([0.9, 0.8])
+    assert frame_exactly_right(boxes, scores, np.array([1, 0]), *truth, score_threshold=0.3)
+    assert not frame_exactly_right(boxes, scores, np.array([0, 1]), *truth, score_threshold=0.3)  # classes swapped
+    assert not frame_exactly_right(boxes[:1], scores[:1], np.array([1]), *truth, score_threshold=0.3)  # one missed
+    extra = np.concatenate([boxes, [[50, 50, 60, 60]]]), np.array([0.9, 0.8, 0.5]), np.array([1, 0, 1])
+    assert not frame_exactly_right(*extra, *truth, score_threshold=0.3)
+    assert frame_exactly_right(*extra, *truth, score_threshold=0.6)  # below what is published: not counted
+    assert not frame_exactly_right(boxes, scores, np.array([1, 0]), *truth, score_threshold=0.85)  # 0.8 not published
+    shifted = boxes + np.array([6, 0, 6, 0], np.float32)  # IoU 0.25 with its object
+    assert not frame_exactly_right(shifted, scores, np.array([1, 0]), *truth, score_threshold=0.3)
+    nothing = np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, np.int64)
+    assert frame_exactly_right(*nothing, np.zeros((0, 4)), np.zeros(0, np.int64), score_threshold=0.3)
+    assert not frame_exactly_right(*nothing, *truth, score_threshold=0.3)

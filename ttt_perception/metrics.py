@@ -1,4 +1,5 @@
-"""Detection quality: IoU, mAP@0.5 (VOC-style all-point interpolation) and matched-box accuracy."""
+"""Detection quality: IoU, mAP@0.5 (VOC-style all-point interpolation), matched-box accuracy, and whether
+one frame's detections are exactly its objects."""
 
 from __future__ import annotations
 
@@ -74,3 +75,19 @@ def matched_accuracy(pred_boxes: np.ndarray, pred_labels: np.ndarray, true_boxes
         ious[i, :] = -1
         ious[:, j] = -1
     return correct, matched
+
+
+def frame_exactly_right(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray,
+                        true_boxes: np.ndarray, true_labels: np.ndarray, score_threshold: float,
+                        iou_threshold: float = 0.5) -> bool:
+    """One frame's detections at ``score_threshold`` (what a node publishes) are exactly its objects: each
+    found once with its class at IoU >= ``iou_threshold``, and nothing else. A per-frame yes/no, so two
+    methods can be compared frame by frame (mAP is a property of a whole set)."""
+    keep = np.asarray(pred_scores, np.float64).reshape(-1) >= score_threshold
+    boxes = np.asarray(pred_boxes, np.float64).reshape(-1, 4)[keep]
+    labels = np.asarray(pred_labels).reshape(-1)[keep]
+    true_count = len(np.asarray(true_labels).reshape(-1))
+    if len(labels) != true_count:
+        return False
+    correct, _ = matched_accuracy(boxes, labels, true_boxes, true_labels, iou_threshold)
+    return correct == true_count

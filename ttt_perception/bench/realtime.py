@@ -8,10 +8,13 @@ adapter's own policy (``truncate``) takes only the steps that it predicts will f
 method pre-warms as the node does (``prewarm_ms``); off and adapting after publishing also run without.
 
 Scoring: a processed frame is scored with its own prediction; a dropped frame with the last output
-published before it (what a consumer holds), or as wrong when there was none yet. A dropped frame
-misses its deadline. Every run keeps which frames it got wrong, so the 1.2x error target also says on
-how many frames adapting after publishing and off disagree, each way, with the exact sign test on them
-(two runs on the same 600 frames that differ by a few frames are not told apart from chance). Time:
+published before it (what a consumer holds), or as wrong (no detections) when there was none yet. A
+dropped frame misses its deadline. Classification: error per frame; detection (``--task detector``):
+mAP@0.5 per stream over what was held, mean over the streams, as ``bench accuracy`` scores it. Every run
+keeps which frames it got wrong (detection: frames whose detections at the node's score threshold were
+not exactly their objects), so the 1.2x target also says on how many frames adapting after publishing
+and off disagree, each way, with the exact sign test on them (two runs on the same 600 frames that
+differ by a few frames are not told apart from chance). Time:
 the processing is real (the adapter's measured durations decide), the idle time between arrivals is
 skipped (``SkipIdleClock``), so a run takes only as long as its work.
 """
@@ -33,6 +36,8 @@ from ..adaptation_config import PAPER_ONLINE, PAPER_RESET, AdaptationConfig
 from ..adapter import TestTimeAdapter
 from ..choices import GATE_OFF, OBJECTIVES, STOP_REASONS
 from ..corruptions import CORRUPTIONS
+from ..detection import Detections
+from ..metrics import frame_exactly_right, mean_average_precision
 from .common import (
     add_common_arguments,
     format_table,
@@ -48,7 +53,9 @@ from .common import (
     write_json,
 )
 from .evaluation import (
+    DETECTION_SCORE_THRESHOLD,
     JOINT,
+    TASKS,
     TENT,
     TTT_ONLINE,
     TTT_RESET,
@@ -56,7 +63,9 @@ from .evaluation import (
     corrupted_sets,
     make_frames,
     private_adapter,
+    quality_name,
     tent_config,
+    truth_of,
 )
 
 PROFILES = {
@@ -203,16 +212,18 @@ ADAPT_AFTER = "TTT online (node defaults), adapt after publish"
 COLD = ", no pre-warm"  # the same method without the throwaway prediction before each frame
 
 
-def realtime_methods(tent_lr: float) -> dict[str, AdaptationConfig]:
+def realtime_methods(tent_lr: float, task: str = "classifier") -> dict[str, AdaptationConfig]:
     """No ssl-loss probe after the prediction: the prediction then costs exactly a plain inference.
     The node's defaults twice: steps before the prediction, and steps after it is published. Every
-    method pre-warms as the node does; off and adapting after publishing also run without it, side by side."""
+    method pre-warms as the node does; off and adapting after publishing also run without it, side by side.
+    Detection keeps the low-score tail that mAP wants, as in ``bench accuracy``."""
     defaults = AdaptationConfig()
     methods = {JOINT: AdaptationConfig(mode="off"), TENT: tent_config(tent_lr), TTT_RESET: PAPER_RESET,
                TTT_ONLINE: PAPER_ONLINE, ADAPT_FIRST: dataclasses.replace(defaults, adapt_after_publish=False),
                ADAPT_AFTER: dataclasses.replace(defaults, adapt_after_publish=True)}
     methods.update({name + COLD: dataclasses.replace(methods[name], prewarm_ms=0.0) for name in (JOINT, ADAPT_AFTER)})
-    return {name: dataclasses.replace(cfg, measure_ssl_loss=False) for name, cfg in methods.items()}
+    scoring = {"score_threshold": DETECTION_SCORE_THRESHOLD} if task == "detector" else {}
+    return {name: dataclasses.replace(cfg, measure_ssl_loss=False, **scoring) for name, cfg in methods.items()}
 
 
 # ``--methods``: short names of the methods a run may be limited to
@@ -246,9 +257,11 @@ def measure_plain_inference(model, frames: np.ndarray, device, amp: bool, repeat
     fixed rate and each is timed from its due time, after an idle wait, as a wall-clock run times its
     frames from their arrival: on a CPU the first forward pass after a pause is far slower than one in a
     tight loop (2x on a 2-core VM at 10 Hz), and waking up takes time too, so a budget on the wall
-    clock must be a multiple of this time, not of the back-to-back one.
+    clock must be a multiple of this time, not of the back-to-back one. A detector decodes with the
+    runs' low score threshold, as the methods do.
     """
-    adapter = private_adapter(model, AdaptationConfig(mode="off", measure_ssl_loss=False), device)
+    scoring = {"score_threshold": DETECTION_SCORE_THRESHOLD} if model.config.task == "detector" else {}
+    adapter = private_adapter(model, AdaptationConfig(mode="off", measure_ssl_loss=False, **scoring), device)
     times, forward = [], []
     start = time.perf_counter()
     with autocast_context(device, amp):
@@ -294,17 +307,39 @@ def step_costs(model, frames: np.ndarray, device, amp: bool, forward_ms: float, 
     return rows
 
 
-def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, labels: np.ndarray, fps: float,
-               stream: str, amp: bool) -> dict:
+# A detection frame is right when what the node would publish (its default score threshold) is exactly
+# the frame's objects.
+PUBLISHED_SCORE_THRESHOLD = AdaptationConfig().score_threshold
+
+
+def score_held(held: list, truth, task: str, num_classes: int) -> dict:
+    """What a consumer held for each frame, scored. ``wrong``: per frame, 1 when the label was wrong or
+    missing (classification) or the detections were not exactly the frame's objects (detection);
+    detection also gets the stream's mAP@0.5 (%), a frame with nothing held counting as no detections."""
+    if task == "classifier":
+        return {"wrong": [int(h is None or h != int(label)) for h, label in zip(held, truth)]}
+    true_boxes, true_labels = truth
+    held = [Detections.empty(num_classes) if h is None else h for h in held]
+    wrong = [int(not frame_exactly_right(d.boxes, d.scores, d.class_ids, b, lab, PUBLISHED_SCORE_THRESHOLD))
+             for d, b, lab in zip(held, true_boxes, true_labels)]
+    quality = mean_average_precision([d.boxes for d in held], [d.scores for d in held], [d.class_ids for d in held],
+                                     true_boxes, true_labels, num_classes)
+    return {"wrong": wrong, "mAP": 100.0 * quality}
+
+
+def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, truth, fps: float, stream: str,
+               amp: bool) -> dict:
+    """One stream at ``fps``. ``truth``: labels (classification) or (boxes, labels) per frame (detection)."""
     reports, period = {}, 1.0 / fps
+    task, num_classes = adapter.model.config.task, adapter.model.config.num_classes
 
     def process(index: int, arrival: float):
         published = []  # adapting after publishing: the steps must end before the next frame is due
         result = adapter.process(images[index], stream=stream, arrival_time=arrival,
                                  publish=lambda _: published.append(adapter.clock()), adapt_until=arrival + period)
         reports[index] = result.report
-        label = int(np.argmax(result.class_probs))
-        return Published(label, published[0]) if published else label
+        output = int(np.argmax(result.class_probs)) if task == "classifier" else result.detections
+        return Published(output, published[0]) if published else output
 
     def prewarm(due: float):  # as the node does: a throwaway prediction that ends prewarm_ms before the frame
         clock.sleep(adapter.prewarm_at(due) - clock())
@@ -314,34 +349,51 @@ def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, labels: np.n
         run = run_fixed_rate(len(images), fps, process, clock, clock.sleep,
                              prewarm if adapter.config.prewarm_ms > 0 else None)
     held = run.held_outputs()
-    wrong = [int(h is None or h != int(label)) for h, label in zip(held, labels)]
-    processed_wrong = [wrong[p.index] for p in run.processed]
-    return {"wrong": wrong, "processed_wrong": processed_wrong, "reports": [reports[p.index] for p in run.processed],
-            "dropped": len(run.dropped)}
+    scored = score_held(held, truth, task, num_classes)
+    processed = [p.index for p in run.processed]
+    out = {"wrong": scored["wrong"], "processed_wrong": [scored["wrong"][i] for i in processed],
+           "reports": [reports[i] for i in processed], "dropped": len(run.dropped)}
+    if task == "detector":  # what was processed alone, scored as a stream of its own
+        out["mAP"] = scored["mAP"]
+        boxes, labels = truth
+        out["mAP_processed"] = score_held([held[i] for i in processed], ([boxes[i] for i in processed],
+                                          [labels[i] for i in processed]), task, num_classes)["mAP"]
+    return out
 
 
-def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fps: float, sets: dict, labels,
+def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fps: float, sets: dict, truth,
                 device, seed: int, amp: bool, wall_clock: bool = False) -> dict:
+    """One method at one rate and budget over every stream of ``sets`` (each from the source weights).
+    ``truth``: the frames' labels, or (boxes, labels) for detection; every set holds the same frames."""
     clock = WallClock() if wall_clock else SkipIdleClock()
     adapter = private_adapter(model, dataclasses.replace(config, budget_ms=budget_ms, seed=seed), device, clock=clock)
     adapter.calibrate(repeats=3)
     reset_peak_memory(device)
-    wrong, processed_wrong, reports, dropped, total = [], [], [], 0, 0
+    wrong, processed_wrong, reports, dropped, total, quality = [], [], [], 0, 0, {"mAP": [], "mAP_processed": []}
     for stream, images in sets.items():
         adapter.reset()
-        out = run_stream(adapter, clock, images, labels, fps, stream, amp)
+        out = run_stream(adapter, clock, images, truth, fps, stream, amp)
         wrong += out["wrong"]
         processed_wrong += out["processed_wrong"]
         reports += out["reports"]
         dropped += out["dropped"]
         total += len(images)
+        for key, values in quality.items():
+            if key in out:
+                values.append(out[key])
     memory = peak_memory_mb(device)
     met = sum(r.deadline_met for r in reports)
+    frame_error = 100.0 * float(np.mean(wrong))
+    frame_error_processed = 100.0 * float(np.mean(processed_wrong)) if processed_wrong else math.nan
+    if model.config.task == "classifier":
+        scores = {"error": frame_error, "error_processed": frame_error_processed}
+    else:  # mean over the streams, as bench accuracy; the per-frame measure beside it
+        scores = {"mAP": float(np.mean(quality["mAP"])), "mAP_processed": float(np.mean(quality["mAP_processed"])),
+                  "frame_error": frame_error, "frame_error_processed": frame_error_processed}
     return {
         "method": name, "fps": fps, "budget_ms": budget_ms, "frames": total, "prewarm_ms": config.prewarm_ms,
-        "error": 100.0 * float(np.mean(wrong)),
+        **scores,
         "wrong_frames": "".join(map(str, wrong)),  # per frame, in the sets' order: paired comparisons
-        "error_processed": 100.0 * float(np.mean(processed_wrong)) if processed_wrong else math.nan,
         "drop_fraction": dropped / total,
         "deadline_met_fraction": met / total if budget_ms > 0 else None,
         "deadline_met_processed": met / len(reports) if budget_ms > 0 and reports else None,
@@ -355,9 +407,9 @@ def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fp
     }
 
 
-def targets_for(runs: list[dict], rates) -> list[dict]:
+def targets_for(runs: list[dict], rates, task: str = "classifier") -> list[dict]:
     """Issue targets: at 1.2x plain inference, adapting after publishing keeps >= 99% of the deadlines
-    and errs less than off; at 3x, every method keeps >= 99% of them."""
+    and errs less than off (detection: a higher mAP); at 3x, every method keeps >= 99% of them."""
     out = []
     for fps in rates:
         at = {multiple: {r["method"]: r for r in runs if r["fps"] == fps and r["budget_multiple"] == multiple}
@@ -369,8 +421,7 @@ def targets_for(runs: list[dict], rates) -> list[dict]:
                               f"{100 * after['deadline_met_fraction']:.1f}% (off: "
                               f"{100 * off['deadline_met_fraction']:.1f}%{cold_note(at[1.2])}), "
                               f"{after['mean_steps']:.2f} steps per processed frame"))
-            out.append(target(f"{fps:g} Hz, budget 1.2x: {ADAPT_AFTER} error below off", after["error"] < off["error"],
-                              f"{after['error']:.1f}% vs {off['error']:.1f}%{paired_note(after, off)}"))
+            out.append(quality_target(after, off, fps, task))
         if at[3.0]:
             worst = min(at[3.0].values(), key=lambda r: r["deadline_met_fraction"])
             out.append(target(f"{fps:g} Hz, budget 3x plain inference: deadline met on >= 99% of frames "
@@ -379,13 +430,25 @@ def targets_for(runs: list[dict], rates) -> list[dict]:
     return out
 
 
-def paired_note(run: dict, off: dict) -> str:
+def quality_target(after: dict, off: dict, fps: float, task: str) -> dict:
+    if task == "classifier":
+        return target(f"{fps:g} Hz, budget 1.2x: {ADAPT_AFTER} error below off", after["error"] < off["error"],
+                      f"{after['error']:.1f}% vs {off['error']:.1f}%{paired_note(after, off, task)}")
+    return target(f"{fps:g} Hz, budget 1.2x: {ADAPT_AFTER} mAP above off", after["mAP"] > off["mAP"],
+                  f"mAP@0.5 {after['mAP']:.1f} vs {off['mAP']:.1f}{paired_note(after, off, task)}")
+
+
+def paired_note(run: dict, off: dict, task: str = "classifier") -> str:
     """Where the two runs disagree on the same frames (files from before the per-frame record: nothing)."""
     if "wrong_frames" not in run or "wrong_frames" not in off:
         return ""
     paired = paired_errors([int(c) for c in run["wrong_frames"]], [int(c) for c in off["wrong_frames"]])
-    return (f"; wrong where off was right on {paired['only_first_wrong']} frames, right where off was wrong on "
-            f"{paired['only_second_wrong']} (exact sign test p = {paired['p_value']:.2f})")
+    worse, better = paired["only_first_wrong"], paired["only_second_wrong"]
+    test = f"(exact sign test p = {paired['p_value']:.2f})"
+    if task == "classifier":
+        return f"; wrong where off was right on {worse} frames, right where off was wrong on {better} {test}"
+    return (f"; detections exactly right where off's were not on {better} frames, not where off's were on {worse} "
+            f"{test}")
 
 
 def cold_note(runs: dict) -> str:
@@ -411,6 +474,7 @@ def plot(payload: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     runs, rates = payload["runs"], payload["rates"]
+    quality = quality_name(payload["task"])
     fig, axes = plt.subplots(2, len(rates), figsize=(6.5 * len(rates), 8), squeeze=False)
     budgets = sorted({r["budget_multiple"] for r in runs if r["budget_multiple"] > 0})
     positions = {b: i for i, b in enumerate(budgets)}
@@ -421,12 +485,13 @@ def plot(payload: dict, path) -> None:
             mine = sorted((r for r in runs if r["fps"] == fps and r["method"] == method),
                           key=lambda r: positions[r["budget_multiple"]])
             x = [positions[r["budget_multiple"]] for r in mine]
-            axes[0, col].plot(x, [r["error"] for r in mine], marker="o", label=method)
+            axes[0, col].plot(x, [r[quality] for r in mine], marker="o", label=method)
             met = [(positions[r["budget_multiple"]], 100 * r["deadline_met_fraction"]) for r in mine
                    if r["deadline_met_fraction"] is not None]
             if met:
                 axes[1, col].plot(*zip(*met), marker="o", label=method)
-        for row, ylabel in ((0, "error (%), dropped frames hold the last output"), (1, "deadline met (% of frames)")):
+        first = "error (%)" if quality == "error" else "mAP@0.5 (%)"
+        for row, ylabel in ((0, f"{first}, dropped frames hold the last output"), (1, "deadline met (% of frames)")):
             ax = axes[row, col]
             ax.set_xticks(range(len(labels)), labels)
             ax.set_xlabel(f"budget (multiple of plain inference, {budget_reference_ms(payload, fps):.1f} ms)")
@@ -448,9 +513,9 @@ def add_parser(kinds) -> None:
     parser.add_argument("--frames", type=int, help="frames per corruption stream (overrides the profile)")
     parser.add_argument("--rates", help="frame rates in Hz, comma separated (default 10,30)")
     parser.add_argument("--budgets", help="budget multiples of plain inference, comma separated; 0 = no deadline")
-    parser.add_argument("--task", default="classifier", choices=("classifier",),
-                        help="classification frames (error is per frame)")
-    parser.add_argument("--model", help="your own classifier checkpoint instead of the default")
+    parser.add_argument("--task", default="classifier", choices=TASKS,
+                        help="classification frames (error per frame) or detection frames (mAP@0.5 per stream)")
+    parser.add_argument("--model", help="your own checkpoint of --task's kind instead of the default")
     parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) for every method")
     parser.add_argument("--wall-clock", action="store_true",
                         help="really wait for each frame's arrival (default: skip idle time, same decisions, faster)")
@@ -495,11 +560,12 @@ def main(args) -> int:
     model, description = load_model(args.task, args.model, device)
     size = model.config.input_size
     data = make_frames(args.task, "test", frames, size, args.seed + 1)
+    truth = truth_of(data, args.task)
     sets = {c: s for c, s in corrupted_sets(data.images, (5,), args.seed, settings["corruptions"]).items()
             if c != "clean"}
     tent = chosen_lr("tent", args.task, model, args.seed, device, user_model=args.model is not None) \
         if TENT in chosen else None
-    every = realtime_methods(tent["chosen_lr"] if tent else 0.0)
+    every = realtime_methods(tent["chosen_lr"] if tent else 0.0, args.task)
     methods = {name: every[name] for name in chosen}
     timing = measure_plain_inference(model, data.images, device, args.amp)
     costs = step_costs(model, data.images, device, args.amp, timing["forward_ms"])
@@ -516,7 +582,7 @@ def main(args) -> int:
     for fps, multiple, name in tqdm(jobs, desc="realtime", unit="run"):
         reference = budget_reference(model, data.images, device, args.amp, fps, args.wall_clock and multiple > 0,
                                      timing["plain_inference_ms"])
-        record = run_setting(model, name, methods[name], multiple * reference, fps, sets, data.labels, device,
+        record = run_setting(model, name, methods[name], multiple * reference, fps, sets, truth, device,
                              args.seed, args.amp, args.wall_clock)
         record["budget_multiple"] = multiple
         record["plain_inference_ms"] = reference
@@ -531,22 +597,23 @@ def main(args) -> int:
                "timing": "CUDA-synchronised (the adapter synchronises after each step and prediction)"
                          if device.type == "cuda" else "host clock (CPU)",
                "runs": runs}
-    payload["targets"] = targets_for(runs, rates)
+    payload["targets"] = targets_for(runs, rates, args.task)
     name = args.name or f"realtime_{profile}"
     png_path = results_dir() / f"{name}.png"
     plot(payload, png_path)
 
-    rows = []
+    rows, quality = [], quality_name(args.task)
     for r in runs:
         met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
         budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x={r['budget_ms']:.2f}ms"
         lat = r["latency_ms"]
         percentiles = {kind: "/".join(f"{lat[kind][p]:.1f}" for p in ("p50", "p95", "p99"))
                        for kind in ("predict", "adapt")}
-        rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
+        rows.append([f"{r['fps']:g}", budget, r["method"], r[quality], met, f"{100 * r['drop_fraction']:.1f}",
                      r["mean_steps"], percentiles["predict"], percentiles["adapt"],
                      f"{r['peak_memory']['mb']:.0f}"])
-    print(format_table(["Hz", "budget", "method", "error %", "met %", "dropped %", "steps", "predict p50/95/99 ms",
+    first = "error %" if quality == "error" else "mAP@0.5"
+    print(format_table(["Hz", "budget", "method", first, "met %", "dropped %", "steps", "predict p50/95/99 ms",
                         "adapt p50/95/99 ms", "peak MB"], rows))
     print()
     print_targets(payload["targets"])

@@ -172,22 +172,23 @@ def render_realtime(name: str, payload: dict) -> list[str]:
                         [[c["objective"], str(c["batch_size"]), c["step_ms"], c["step_over_forward"], c["per_copy"]]
                          for c in payload["step_costs"]]))
     out.append("")
-    rows = []
+    rows, quality = [], "error" if payload["task"] == "classifier" else "mAP"
     for r in payload["runs"]:
         lat = r["latency_ms"]
         budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x ({r['budget_ms']:.2f} ms)"
         met = "-" if r["deadline_met_fraction"] is None else f"{100 * r['deadline_met_fraction']:.1f}"
-        rows.append([f"{r['fps']:g}", budget, r["method"], r["error"], met, f"{100 * r['drop_fraction']:.1f}",
+        rows.append([f"{r['fps']:g}", budget, r["method"], r[quality], met, f"{100 * r['drop_fraction']:.1f}",
                      f"{r['mean_steps']:.2f}",
                      "/".join(f"{lat['predict'][p]:.1f}" for p in ("p50", "p95", "p99")),
                      "/".join(f"{lat['adapt'][p]:.1f}" for p in ("p50", "p95", "p99")),
                      f"{r['peak_memory']['mb']:.0f}"])
     memory_kind = payload["runs"][0]["peak_memory"]["kind"] if payload["runs"] else "peak memory"
-    out.append(md_table(["Hz", "budget", "method", "error %", "deadline met %", "dropped %", "steps",
+    first = "error %" if quality == "error" else "mAP@0.5"
+    out.append(md_table(["Hz", "budget", "method", first, "deadline met %", "dropped %", "steps",
                          "predict ms p50/p95/p99", "adapt ms p50/p95/p99", f"{memory_kind} MB"], rows))
     out.append("")
     out += _targets(payload)
-    out += ["", f"![error and deadlines per budget](results/{name}.png)", ""]
+    out += ["", f"![{quality} and deadlines per budget](results/{name}.png)", ""]
     return out
 
 
