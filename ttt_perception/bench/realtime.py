@@ -53,7 +53,6 @@ from .common import (
     write_json,
 )
 from .evaluation import (
-    DETECTION_SCORE_THRESHOLD,
     JOINT,
     TASKS,
     TENT,
@@ -64,6 +63,7 @@ from .evaluation import (
     make_frames,
     private_adapter,
     quality_name,
+    scoring_for,
     tent_config,
     truth_of,
 )
@@ -222,7 +222,7 @@ def realtime_methods(tent_lr: float, task: str = "classifier") -> dict[str, Adap
                TTT_ONLINE: PAPER_ONLINE, ADAPT_FIRST: dataclasses.replace(defaults, adapt_after_publish=False),
                ADAPT_AFTER: dataclasses.replace(defaults, adapt_after_publish=True)}
     methods.update({name + COLD: dataclasses.replace(methods[name], prewarm_ms=0.0) for name in (JOINT, ADAPT_AFTER)})
-    scoring = {"score_threshold": DETECTION_SCORE_THRESHOLD} if task == "detector" else {}
+    scoring = scoring_for(task)
     return {name: dataclasses.replace(cfg, measure_ssl_loss=False, **scoring) for name, cfg in methods.items()}
 
 
@@ -260,8 +260,8 @@ def measure_plain_inference(model, frames: np.ndarray, device, amp: bool, repeat
     clock must be a multiple of this time, not of the back-to-back one. A detector decodes with the
     runs' low score threshold, as the methods do.
     """
-    scoring = {"score_threshold": DETECTION_SCORE_THRESHOLD} if model.config.task == "detector" else {}
-    adapter = private_adapter(model, AdaptationConfig(mode="off", measure_ssl_loss=False, **scoring), device)
+    config = AdaptationConfig(mode="off", measure_ssl_loss=False, **scoring_for(model.config.task))
+    adapter = private_adapter(model, config, device)
     times, forward = [], []
     start = time.perf_counter()
     with autocast_context(device, amp):
@@ -322,9 +322,13 @@ def score_held(held: list, truth, task: str, num_classes: int) -> dict:
     held = [Detections.empty(num_classes) if h is None else h for h in held]
     wrong = [int(not frame_exactly_right(d.boxes, d.scores, d.class_ids, b, lab, PUBLISHED_SCORE_THRESHOLD))
              for d, b, lab in zip(held, true_boxes, true_labels)]
-    quality = mean_average_precision([d.boxes for d in held], [d.scores for d in held], [d.class_ids for d in held],
-                                     true_boxes, true_labels, num_classes)
-    return {"wrong": wrong, "mAP": 100.0 * quality}
+    return {"wrong": wrong, "mAP": stream_map(held, true_boxes, true_labels, num_classes)}
+
+
+def stream_map(detections: list[Detections], true_boxes, true_labels, num_classes: int) -> float:
+    """mAP@0.5 (%) of one stream's detections, frame by frame against its objects."""
+    return 100.0 * mean_average_precision([d.boxes for d in detections], [d.scores for d in detections],
+                                          [d.class_ids for d in detections], true_boxes, true_labels, num_classes)
 
 
 def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, truth, fps: float, stream: str,
@@ -354,10 +358,10 @@ def run_stream(adapter: TestTimeAdapter, clock, images: np.ndarray, truth, fps: 
     out = {"wrong": scored["wrong"], "processed_wrong": [scored["wrong"][i] for i in processed],
            "reports": [reports[i] for i in processed], "dropped": len(run.dropped)}
     if task == "detector":  # what was processed alone, scored as a stream of its own
-        out["mAP"] = scored["mAP"]
         boxes, labels = truth
-        out["mAP_processed"] = score_held([held[i] for i in processed], ([boxes[i] for i in processed],
-                                          [labels[i] for i in processed]), task, num_classes)["mAP"]
+        out["mAP"] = scored["mAP"]
+        out["mAP_processed"] = stream_map([held[i] for i in processed], [boxes[i] for i in processed],
+                                          [labels[i] for i in processed], num_classes)
     return out
 
 
@@ -369,7 +373,7 @@ def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fp
     adapter = private_adapter(model, dataclasses.replace(config, budget_ms=budget_ms, seed=seed), device, clock=clock)
     adapter.calibrate(repeats=3)
     reset_peak_memory(device)
-    wrong, processed_wrong, reports, dropped, total, quality = [], [], [], 0, 0, {"mAP": [], "mAP_processed": []}
+    wrong, processed_wrong, reports, dropped, total, streams = [], [], [], 0, 0, []
     for stream, images in sets.items():
         adapter.reset()
         out = run_stream(adapter, clock, images, truth, fps, stream, amp)
@@ -378,9 +382,7 @@ def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fp
         reports += out["reports"]
         dropped += out["dropped"]
         total += len(images)
-        for key, values in quality.items():
-            if key in out:
-                values.append(out[key])
+        streams.append(out)
     memory = peak_memory_mb(device)
     met = sum(r.deadline_met for r in reports)
     frame_error = 100.0 * float(np.mean(wrong))
@@ -388,8 +390,8 @@ def run_setting(model, name: str, config: AdaptationConfig, budget_ms: float, fp
     if model.config.task == "classifier":
         scores = {"error": frame_error, "error_processed": frame_error_processed}
     else:  # mean over the streams, as bench accuracy; the per-frame measure beside it
-        scores = {"mAP": float(np.mean(quality["mAP"])), "mAP_processed": float(np.mean(quality["mAP_processed"])),
-                  "frame_error": frame_error, "frame_error_processed": frame_error_processed}
+        scores = {key: float(np.mean([out[key] for out in streams])) for key in ("mAP", "mAP_processed")}
+        scores.update(frame_error=frame_error, frame_error_processed=frame_error_processed)
     return {
         "method": name, "fps": fps, "budget_ms": budget_ms, "frames": total, "prewarm_ms": config.prewarm_ms,
         **scores,

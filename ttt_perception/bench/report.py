@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..ros.parameters import SPECS
 from .common import results_dir
-from .evaluation import FEATURES, TENT, TTT_RESET
+from .evaluation import FEATURES, TENT, TTT_RESET, quality_name
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -172,7 +172,7 @@ def render_realtime(name: str, payload: dict) -> list[str]:
                         [[c["objective"], str(c["batch_size"]), c["step_ms"], c["step_over_forward"], c["per_copy"]]
                          for c in payload["step_costs"]]))
     out.append("")
-    rows, quality = [], "error" if payload["task"] == "classifier" else "mAP"
+    rows, quality = [], quality_name(payload["task"])
     for r in payload["runs"]:
         lat = r["latency_ms"]
         budget = "none" if r["budget_multiple"] == 0 else f"{r['budget_multiple']:g}x ({r['budget_ms']:.2f} ms)"
